@@ -1,0 +1,29 @@
+"""Model bundles on disk: `models/<name>/<version>/` with manifest, ONNX graph and weights."""
+
+from service.bundle.manifest import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    WEIGHTS_FILE,
+    Architecture,
+    Manifest,
+    Normalization,
+    OnnxInfo,
+    TrainingInfo,
+)
+from service.bundle.store import Bundle, discover, load_bundle, next_version, save_bundle
+
+__all__ = [
+    "MANIFEST_FILE",
+    "ONNX_FILE",
+    "WEIGHTS_FILE",
+    "Architecture",
+    "Bundle",
+    "Manifest",
+    "Normalization",
+    "OnnxInfo",
+    "TrainingInfo",
+    "discover",
+    "load_bundle",
+    "next_version",
+    "save_bundle",
+]

@@ -1,0 +1,162 @@
+"""The bundle manifest: the schema of `manifest.json`, validated on every load."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.model import MLPConfig, Standardizer
+
+__all__ = [
+    "MANIFEST_FILE",
+    "ONNX_FILE",
+    "WEIGHTS_FILE",
+    "Architecture",
+    "Manifest",
+    "Normalization",
+    "OnnxInfo",
+    "TrainingInfo",
+]
+
+MANIFEST_FILE = "manifest.json"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.safetensors"
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Architecture(_Strict):
+    """Network shape and dropout configuration (mirrors `MLPConfig`)."""
+
+    hidden: list[Annotated[int, Field(ge=1)]]
+    dropout: list[Rate]
+    input_dropout: Rate = 0.0
+    style: Literal["inverted", "classic"] = "inverted"
+    activation: Literal["relu", "tanh", "gelu", "sigmoid"] = "relu"
+
+
+class Normalization(_Strict):
+    """Training-split statistics; clients send raw values and the bundle standardises them."""
+
+    feature_mean: list[FiniteFloat]
+    feature_std: list[PositiveFloat]
+    target_mean: list[FiniteFloat] | None = None
+    target_std: list[PositiveFloat] | None = None
+
+
+class OnnxInfo(_Strict):
+    """How the ONNX graph was exported and how closely it reproduced PyTorch eval."""
+
+    opset: int
+    input_name: str
+    output_names: list[str]
+    parity_max_error: FiniteFloat = Field(description="max |onnx - torch| / max(|torch|, 1)")
+    parity_tolerance: PositiveFloat
+
+
+class TrainingInfo(_Strict):
+    """How the weights were produced, so a bundle can be reproduced and audited."""
+
+    data_file: str
+    data_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    rows_train: int = Field(ge=1)
+    rows_validation: int = Field(ge=0)
+    epochs: int = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    learning_rate: PositiveFloat
+    weight_decay: Annotated[float, Field(ge=0.0)]
+    seed: int
+    tau_samples: int = Field(ge=0, default=0)
+
+
+class Manifest(_Strict):
+    """Everything about one model version except its weights."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    task: Literal["regression", "classification"]
+    description: str = ""
+    features: list[str] = Field(min_length=1)
+    targets: list[str] = Field(min_length=1, description="target column names in the data")
+    classes: list[str] | None = Field(default=None, description="class labels (classification)")
+    architecture: Architecture
+    normalization: Normalization
+    tau: list[PositiveFloat] | None = Field(
+        default=None, description="observation noise precision per output (regression)"
+    )
+    metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+    training: TrainingInfo
+    onnx: OnnxInfo
+    library_versions: dict[str, str]
+    created_at: datetime
+    files: dict[str, str] = Field(description="sha256 of every other file in the bundle")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        n_features = len(self.features)
+        if len(set(self.features)) != n_features:
+            raise ValueError("feature names must be unique")
+        norm = self.normalization
+        if len(norm.feature_mean) != n_features or len(norm.feature_std) != n_features:
+            raise ValueError(f"normalization must have {n_features} feature statistics")
+        if len(self.architecture.dropout) != len(self.architecture.hidden):
+            raise ValueError("architecture needs one dropout rate per hidden layer")
+        if self.task == "classification":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("a classification manifest needs at least two classes")
+            if len(self.targets) != 1:
+                raise ValueError("a classification manifest has exactly one target column")
+        else:
+            n_out = len(self.targets)
+            if self.tau is None or len(self.tau) != n_out:
+                raise ValueError(f"a regression manifest needs tau for each of its {n_out} outputs")
+            if norm.target_mean is None or norm.target_std is None:
+                raise ValueError("a regression manifest needs target normalization statistics")
+            if len(norm.target_mean) != n_out or len(norm.target_std) != n_out:
+                raise ValueError(f"normalization must have {n_out} target statistics")
+        for required in (ONNX_FILE, WEIGHTS_FILE):
+            if required not in self.files:
+                raise ValueError(f"files must list {required}")
+        return self
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the network's last layer: classes or regression targets."""
+        return len(self.classes) if self.classes else len(self.targets)
+
+    @property
+    def output_names(self) -> list[str]:
+        """What each output column means: class labels or target names."""
+        return list(self.classes) if self.classes else list(self.targets)
+
+    def mlp_config(self) -> MLPConfig:
+        arch = self.architecture
+        return MLPConfig(
+            n_features=len(self.features),
+            n_outputs=self.n_outputs,
+            task=self.task,
+            hidden=tuple(arch.hidden),
+            dropout=tuple(arch.dropout),
+            input_dropout=arch.input_dropout,
+            style=arch.style,
+            activation=arch.activation,
+        )
+
+    def standardizer(self) -> Standardizer:
+        norm = self.normalization
+        return Standardizer(
+            tuple(norm.feature_mean),
+            tuple(norm.feature_std),
+            None if norm.target_mean is None else tuple(norm.target_mean),
+            None if norm.target_std is None else tuple(norm.target_std),
+        )
