@@ -76,6 +76,15 @@ class TrainingInfo(_Strict):
     weight_decay: Annotated[float, Field(ge=0.0)]
     seed: int
     tau_samples: int = Field(ge=0, default=0)
+    # Optional so that manifests written before these fields existed still load.
+    weight_decay_per_layer: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        default=None, description="lambda_k of ||W_k||^2 in the loss, per Linear layer"
+    )
+    prior_length_scale: PositiveFloat | None = None
+    prior_tau: PositiveFloat | None = None
+    validation_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    patience: int | None = Field(default=None, ge=0, description="0: a fixed number of epochs")
+    kept_epoch: int | None = Field(default=None, ge=1, description="epoch whose weights were saved")
 
 
 class Manifest(_Strict):

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
 from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -65,7 +64,9 @@ def discover(models_dir: Path) -> dict[str, dict[int, Path]]:
         versions = {
             int(child.name): child
             for child in name_dir.iterdir()
-            if child.is_dir() and child.name.isdigit() and int(child.name) >= 1
+            # ASCII digits without a leading zero only: "²".isdigit() is true but int() rejects
+            # it, and "007" would alias version 7 in a folder that load_bundle then refuses.
+            if child.is_dir() and re.fullmatch(r"[1-9][0-9]*", child.name)
         }
         if versions:
             found[name_dir.name] = dict(sorted(versions.items()))
@@ -153,8 +154,8 @@ def load_bundle(path: Path) -> Bundle:
         actual = sha256_file(file_path)
         if actual != expected:
             raise BundleError(
-                f"{file_path}: sha256 mismatch (manifest {expected[:12]}..., file {actual[:12]}...);"
-                " the file was changed after the bundle was written"
+                f"{file_path}: sha256 mismatch (manifest {expected[:12]}..., "
+                f"file {actual[:12]}...); the file was changed after the bundle was written"
             )
     network = DropoutMLP(manifest.mlp_config())
     try:
@@ -170,5 +171,3 @@ def read_manifest_dict(path: Path) -> dict[str, Any]:
     """The raw manifest JSON of a bundle folder (for tools that rewrite bundles)."""
     data: dict[str, Any] = json.loads((path / MANIFEST_FILE).read_text())
     return data
-
-

@@ -83,7 +83,9 @@ def mixture_interval(
     return quantile(tail), quantile(1.0 - tail)
 
 
-def summarise_regression(samples: torch.Tensor, tau: torch.Tensor, level: float) -> RegressionSummary:
+def summarise_regression(
+    samples: torch.Tensor, tau: torch.Tensor, level: float
+) -> RegressionSummary:
     """Summarise regression passes.
 
     Args:
@@ -110,7 +112,8 @@ def summarise_regression(samples: torch.Tensor, tau: torch.Tensor, level: float)
 
 
 def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
-    return -torch.special.xlogy(probabilities, probabilities).sum(dim=-1)
+    entropy: torch.Tensor = -torch.special.xlogy(probabilities, probabilities).sum(dim=-1)
+    return entropy
 
 
 def summarise_classification(probabilities: torch.Tensor) -> ClassificationSummary:
@@ -131,5 +134,3 @@ def summarise_classification(probabilities: torch.Tensor) -> ClassificationSumma
         mutual_information=mutual,
         label=mean.argmax(dim=-1),
     )
-
-

@@ -2,10 +2,11 @@
 
 The deterministic network is x_raw -> affine -> act -> ... -> affine. For layer k with dropout rate
 p_k in front of it (input dropout for k = 0):
-- classic style multiplies the incoming units by the keep probability 1-p_k, i.e. W_k <- W_k (1-p_k);
-  inverted style is the identity at test time;
+- classic style multiplies the incoming units by the keep probability 1-p_k, i.e.
+  W_k <- W_k (1-p_k); inverted style is the identity at test time;
 - layer 0 absorbs the feature z-score: W_0 <- W_0 / sd_x, b_0 <- b_0 - W_0 mu_x;
-- for regression the last layer absorbs the target de-standardisation: W <- sd_y W, b <- sd_y b + mu_y.
+- for regression the last layer absorbs the target de-standardisation:
+  W <- sd_y W, b <- sd_y b + mu_y.
 Work is done in float64 so the folding itself adds no error beyond the final cast.
 """
 
@@ -35,7 +36,7 @@ def fold_network(network: DropoutMLP, standardizer: Standardizer) -> list[Affine
     """The eval-mode network as affine layers over raw features and original-unit outputs."""
     config = network.config
     layers: list[AffineLayer] = []
-    for index, (linear, rate) in enumerate(zip(network.layers, config.rates, strict=True)):
+    for index, (linear, rate) in enumerate(zip(network.linears, config.rates, strict=True)):
         weight = linear.weight.detach().cpu().double().numpy().copy()
         bias = linear.bias.detach().cpu().double().numpy().copy()
         if config.style == "classic":

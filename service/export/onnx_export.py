@@ -68,7 +68,9 @@ def _activation_nodes(kind: str, source: str, target: str, tag: str) -> list[onn
     raise ExportError(f"activation {kind!r} has no ONNX lowering")
 
 
-def build_graph(layers: list[AffineLayer], activation: str, task: str, name: str) -> onnx.ModelProto:
+def build_graph(
+    layers: list[AffineLayer], activation: str, task: str, name: str
+) -> onnx.ModelProto:
     """A graph of Gemm + activation nodes with a dynamic batch axis; it holds no Dropout node."""
     nodes: list[onnx.NodeProto] = []
     initializers = [
@@ -118,7 +120,8 @@ def torch_eval(
         out = network(scaled, stochastic=False).double().numpy()
     if network.config.task == "regression":
         out = standardizer.inverse_targets(out)
-    return out.astype(np.float32)
+    result: npt.NDArray[np.float32] = out.astype(np.float32)
+    return result
 
 
 def export_onnx(

@@ -12,6 +12,7 @@ Two dropout styles:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import torch
@@ -68,7 +69,9 @@ class MLPConfig:
         if self.task == "classification" and self.n_outputs < 2:
             raise ValueError("classification needs at least two classes")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; use one of {list(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; use one of {list(ACTIVATIONS)}"
+            )
 
     @property
     def rates(self) -> tuple[float, ...]:
@@ -112,8 +115,13 @@ class DropoutMLP(nn.Module):
         super().__init__()
         self.config = config
         widths = [config.n_features, *config.hidden, config.n_outputs]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
         self.activation = ACTIVATIONS[config.activation]()
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The affine layers, typed (ModuleList items are plain Modules to the type checker)."""
+        return [layer for layer in self.layers if isinstance(layer, nn.Linear)]
 
     def forward(
         self,
@@ -135,7 +143,7 @@ class DropoutMLP(nn.Module):
         stochastic = self.training if stochastic is None else stochastic
         style = self.config.style
         last = len(self.layers) - 1
-        for index, (layer, rate) in enumerate(zip(self.layers, self.config.rates, strict=True)):
+        for index, (layer, rate) in enumerate(zip(self.linears, self.config.rates, strict=True)):
             x = layer(dropout(x, rate, style, stochastic=stochastic, generator=generator))
             if index < last:
                 x = self.activation(x)
@@ -155,14 +163,25 @@ class DropoutMLP(nn.Module):
         """
         rows = x.shape[0]
         config = self.config
-        first = self.layers[0]
+        linears = self.linears
+        first = linears[0]
         if config.input_dropout == 0.0:
             h = first(x).unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
         else:
             stacked = x.unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
-            h = first(dropout(stacked, config.input_dropout, config.style, stochastic=True,
-                              generator=generator))
-        for layer, rate in zip(self.layers[1:], config.dropout, strict=True):
-            h = dropout(self.activation(h), rate, config.style, stochastic=True, generator=generator)
+            h = first(
+                dropout(
+                    stacked,
+                    config.input_dropout,
+                    config.style,
+                    stochastic=True,
+                    generator=generator,
+                )
+            )
+        for layer, rate in zip(linears[1:], config.dropout, strict=True):
+            h = dropout(
+                self.activation(h), rate, config.style, stochastic=True, generator=generator
+            )
             h = layer(h)
-        return h.reshape(passes, rows, -1)
+        out: torch.Tensor = h.reshape(passes, rows, -1)
+        return out

@@ -40,14 +40,17 @@ class Standardizer:
         )
 
     def features(self, raw: FloatArray) -> FloatArray:
-        return (raw - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+        scaled: FloatArray = (raw - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+        return scaled
 
     def targets(self, raw: FloatArray) -> FloatArray:
         if self.target_mean is None or self.target_std is None:
             raise ValueError("this standardizer has no target statistics (classification model)")
-        return (raw - np.asarray(self.target_mean)) / np.asarray(self.target_std)
+        scaled: FloatArray = (raw - np.asarray(self.target_mean)) / np.asarray(self.target_std)
+        return scaled
 
     def inverse_targets(self, scaled: FloatArray) -> FloatArray:
         if self.target_mean is None or self.target_std is None:
             raise ValueError("this standardizer has no target statistics (classification model)")
-        return scaled * np.asarray(self.target_std) + np.asarray(self.target_mean)
+        raw: FloatArray = scaled * np.asarray(self.target_std) + np.asarray(self.target_mean)
+        return raw

@@ -1,0 +1,89 @@
+"""The one place where errors become HTTP responses: `{"error": "..."}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import DropserveError, NotReadyError
+
+__all__ = ["error_body", "install_error_handlers", "validation_message"]
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(message: str, status: int, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _location(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+    return text
+
+
+def validation_message(errors: Sequence[Any]) -> tuple[int, str]:
+    """A status and one readable sentence for pydantic/FastAPI request validation errors."""
+    first = errors[0] if errors else {}
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        detail = first.get("ctx", {}).get("error", "malformed JSON")
+        return 400, f"request body is not valid JSON ({detail}); send a JSON object"
+    if kind == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return 400, 'request body is missing; send a JSON object such as {"instances": [[...]]}'
+    problems = []
+    for err in errors[:5]:
+        where = _location(err.get("loc", ())) or "body"
+        if err.get("type") == "extra_forbidden":
+            problems.append(f"'{where}' is not a known field; remove it")
+        elif err.get("type") == "missing":
+            problems.append(f"'{where}' is required")
+        else:
+            problems.append(f"'{where}': {err.get('msg', 'invalid value')}")
+    more = len(errors) - 5
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return 422, "invalid request: " + "; ".join(problems) + suffix
+
+
+async def _dropserve_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DropserveError)
+    headers = {"Retry-After": "1"} if isinstance(exc, NotReadyError) else {}
+    return error_body(exc.message, exc.status_code, **headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    status, message = validation_message(exc.errors())
+    return error_body(message, status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"no route {request.method} {request.url.path}; see /docs for the API"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Never echo internals to clients; the traceback goes to the log.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_body("internal server error; the failure was logged", 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DropserveError, _dropserve_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

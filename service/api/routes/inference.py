@@ -1,0 +1,79 @@
+"""Inference routes: deterministic prediction (ONNX) and MC-dropout uncertainty (PyTorch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.api.deps import DataPlaneDep
+from service.api.responses import predict_response, uncertainty_response
+from service.api.schemas import (
+    ErrorResponse,
+    PredictRequest,
+    PredictResponse,
+    UncertaintyRequest,
+    UncertaintyResponse,
+)
+
+router = APIRouter(prefix="/v1/models", tags=["inference"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)
+}
+
+
+@router.post("/{name}/predict", response_model=PredictResponse, responses=_ERRORS)
+async def predict(name: str, body: PredictRequest, dataplane: DataPlaneDep) -> PredictResponse:
+    """Deterministic prediction: every unit kept, test-time scaling folded into the ONNX graph."""
+    return predict_response(await dataplane.predict(name, None, body.instances))
+
+
+@router.post(
+    "/{name}/versions/{version}/predict", response_model=PredictResponse, responses=_ERRORS
+)
+async def predict_version(
+    name: str, version: int, body: PredictRequest, dataplane: DataPlaneDep
+) -> PredictResponse:
+    """Deterministic prediction with a pinned model version."""
+    return predict_response(await dataplane.predict(name, version, body.instances))
+
+
+@router.post(
+    "/{name}/uncertainty",
+    response_model=UncertaintyResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+)
+async def uncertainty(
+    name: str, body: UncertaintyRequest, dataplane: DataPlaneDep
+) -> UncertaintyResponse:
+    """Monte-Carlo dropout: T stochastic passes, summarised per row and output."""
+    return await _uncertainty(name, None, body, dataplane)
+
+
+@router.post(
+    "/{name}/versions/{version}/uncertainty",
+    response_model=UncertaintyResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+)
+async def uncertainty_version(
+    name: str, version: int, body: UncertaintyRequest, dataplane: DataPlaneDep
+) -> UncertaintyResponse:
+    """Monte-Carlo dropout with a pinned model version."""
+    return await _uncertainty(name, version, body, dataplane)
+
+
+async def _uncertainty(
+    name: str, version: int | None, body: UncertaintyRequest, dataplane: DataPlaneDep
+) -> UncertaintyResponse:
+    result = await dataplane.uncertainty(
+        name,
+        version,
+        body.instances,
+        samples=body.samples,
+        seed=body.seed,
+        interval=body.interval,
+        return_samples=body.return_samples,
+    )
+    return uncertainty_response(result)

@@ -1,0 +1,54 @@
+"""All configuration in one pydantic-settings class (`DROPSERVE_` environment prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """dropserve settings; every field can be set as `DROPSERVE_<FIELD>` (CLI flags override)."""
+
+    model_config = SettingsConfigDict(env_prefix="DROPSERVE_", extra="ignore", frozen=True)
+
+    models_dir: Path = Field(Path("models"), description="Folder of bundles: <name>/<version>/.")
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    device: str = Field(
+        "auto", description="MC-dropout device: auto (CUDA when available), cpu, cuda or cuda:N."
+    )
+    default_samples: int = Field(100, ge=1, description="T when a request does not say.")
+    max_samples: int = Field(10_000, ge=1, description="Largest T a request may ask for.")
+    max_rows: int = Field(1024, ge=1, description="Most rows in one request.")
+    max_work: int = Field(
+        2_000_000, ge=1, description="Most rows x samples in one uncertainty request."
+    )
+    max_return_samples: int = Field(
+        1000, ge=0, description="Largest T for which `return_samples` is allowed."
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body; larger answers 413."
+    )
+    mc_chunk_elements: int = Field(
+        8_000_000,
+        ge=1024,
+        description="Bound on stacked activations per MC chunk (passes x rows x widest layer).",
+    )
+    inference_threads: int = Field(
+        4, ge=1, description="Worker threads that run inference off the event loop."
+    )
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0: torch default).")
+    onnx_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: default).")
+    warmup_rounds: int = Field(
+        2, ge=0, description="Warm-up passes per engine before the model counts as ready."
+    )
+    log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI flags, tests) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,130 @@
+"""The protocol-neutral data plane: look up a model, validate rows and limits, run an engine.
+
+Both HTTP protocols (our JSON API and the Open Inference Protocol) call this; inference runs on
+worker threads, bounded by a capacity limiter, so the event loop keeps answering health checks.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from service.config import Settings
+from service.engines import (
+    ClassificationSummary,
+    RegressionSummary,
+    summarise_classification,
+    summarise_regression,
+)
+from service.errors import InvalidInputError
+from service.inputs import encode_instances
+from service.registry import LoadedModel, ModelRegistry
+
+__all__ = ["DataPlane", "Prediction", "Uncertainty"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Deterministic output: regression values or class probabilities, shape (rows, outputs)."""
+
+    model: LoadedModel
+    values: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """MC-dropout summary plus the request parameters actually used (echoed to the client)."""
+
+    model: LoadedModel
+    summary: RegressionSummary | ClassificationSummary
+    samples: int
+    seed: int
+    interval: float
+    device: str
+    draws: torch.Tensor | None  # (T, rows, outputs) when the client asked for the samples
+
+
+class DataPlane:
+    """Runs inference for any protocol adapter."""
+
+    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._limiter = anyio.CapacityLimiter(settings.inference_threads)
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+    def _rows(self, model: LoadedModel, instances: Sequence[Any]) -> npt.NDArray[np.float64]:
+        return encode_instances(instances, model.manifest.features, max_rows=self.settings.max_rows)
+
+    async def predict(self, name: str, version: int | None, instances: Sequence[Any]) -> Prediction:
+        """Deterministic prediction through ONNX Runtime."""
+        model = self.registry.get(name, version)
+        rows = self._rows(model, instances)
+        values = await self._run(model.deterministic.predict, rows)
+        return Prediction(model=model, values=values)
+
+    def check_mc_request(self, rows: int, samples: int, return_samples: bool) -> None:
+        """Apply the configured bounds on T, on rows x T, and on returning raw samples."""
+        settings = self.settings
+        if not 1 <= samples <= settings.max_samples:
+            raise InvalidInputError(
+                f"samples must be between 1 and {settings.max_samples}, got {samples}"
+            )
+        if rows * samples > settings.max_work:
+            raise InvalidInputError(
+                f"rows x samples = {rows} x {samples} = {rows * samples} exceeds the limit of "
+                f"{settings.max_work} per request; send fewer rows or fewer samples"
+            )
+        if return_samples and samples > settings.max_return_samples:
+            raise InvalidInputError(
+                f"return_samples is allowed up to {settings.max_return_samples} samples, "
+                f"got {samples}; lower samples or leave return_samples off"
+            )
+
+    async def uncertainty(
+        self,
+        name: str,
+        version: int | None,
+        instances: Sequence[Any],
+        *,
+        samples: int | None = None,
+        seed: int | None = None,
+        interval: float = 0.95,
+        return_samples: bool = False,
+    ) -> Uncertainty:
+        """Monte-Carlo dropout: T stochastic passes in PyTorch, summarised per row."""
+        model = self.registry.get(name, version)
+        rows = self._rows(model, instances)
+        n_samples = self.settings.default_samples if samples is None else samples
+        self.check_mc_request(rows.shape[0], n_samples, return_samples)
+        # Without a seed the request still gets one, echoed back, so any answer can be replayed.
+        used_seed = secrets.randbelow(2**31) if seed is None else seed
+
+        def work() -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
+            draws = model.mc.sample(rows, n_samples, used_seed)
+            if model.manifest.task == "classification":
+                return summarise_classification(draws), draws
+            tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
+            return summarise_regression(draws, tau, interval), draws
+
+        summary, draws = await self._run(work)
+        return Uncertainty(
+            model=model,
+            summary=summary,
+            samples=n_samples,
+            seed=used_seed,
+            interval=interval,
+            device=str(model.mc.device),
+            draws=draws if return_samples else None,
+        )

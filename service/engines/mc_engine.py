@@ -1,0 +1,80 @@
+"""Monte-Carlo dropout in PyTorch: T stochastic passes batched into chunked forwards."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from service.bundle import Bundle
+from service.model import DropoutMLP
+
+__all__ = ["MCDropoutEngine"]
+
+
+class MCDropoutEngine:
+    """Draws T stochastic passes of a bundle's network on one device.
+
+    Passes are stacked into (t * rows, features) tensors; the chunk size t is bounded so that
+    t * rows * widest_layer stays under `chunk_elements`, which caps memory for any T.
+    """
+
+    def __init__(self, bundle: Bundle, device: torch.device, chunk_elements: int) -> None:
+        self._bundle = bundle
+        self.device = device
+        self._chunk_elements = chunk_elements
+        manifest = bundle.manifest
+        config = manifest.mlp_config()
+        self._widest = max(config.n_features, *config.hidden, config.n_outputs)
+        self._classification = config.task == "classification"
+        scaler = manifest.standardizer()
+        self._x_mean = torch.tensor(scaler.feature_mean, dtype=torch.float32)
+        self._x_std = torch.tensor(scaler.feature_std, dtype=torch.float32)
+        self._y_mean = torch.tensor(scaler.target_mean or (), dtype=torch.float32)
+        self._y_std = torch.tensor(scaler.target_std or (), dtype=torch.float32)
+        self._network: DropoutMLP | None = None
+
+    def load(self) -> None:
+        network = copy.deepcopy(self._bundle.network).to(self.device)
+        network.eval()  # no layer depends on the mode; stochasticity is asked for explicitly
+        self._x_mean, self._x_std = self._x_mean.to(self.device), self._x_std.to(self.device)
+        self._y_mean, self._y_std = self._y_mean.to(self.device), self._y_std.to(self.device)
+        self._network = network
+
+    @property
+    def ready(self) -> bool:
+        return self._network is not None
+
+    def chunk_passes(self, rows: int) -> int:
+        """How many passes go into one stacked forward for a batch of `rows`."""
+        return max(1, self._chunk_elements // max(1, rows * self._widest))
+
+    def sample(self, features: npt.NDArray[np.float64], samples: int, seed: int) -> torch.Tensor:
+        """Run `samples` stochastic passes over raw features.
+
+        Returns:
+            CPU tensor (samples, rows, outputs): original-unit regression outputs, or softmax
+            probabilities for classification.
+        """
+        network = self._network
+        if network is None:
+            raise RuntimeError("MCDropoutEngine.sample called before load()")
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        x = torch.as_tensor(features, dtype=torch.float32).to(self.device)
+        x = (x - self._x_mean) / self._x_std
+        step = self.chunk_passes(x.shape[0])
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, samples, step):
+                passes = min(step, samples - start)
+                out = network.mc_forward(x, passes, generator)
+                if self._classification:
+                    out = torch.softmax(out, dim=-1)
+                else:
+                    out = out * self._y_std + self._y_mean
+                chunks.append(out)
+            result = torch.cat(chunks, dim=0) if len(chunks) > 1 else chunks[0]
+        return result.cpu()

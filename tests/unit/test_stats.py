@@ -1,0 +1,122 @@
+"""Predictive summaries of MC samples: moments, mixture intervals, entropies."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import torch
+
+from service.engines.stats import mixture_interval, summarise_classification, summarise_regression
+
+LOG2 = math.log(2.0)
+
+
+def mixture_cdf(x: float, centres: np.ndarray, sigma: float) -> float:
+    """CDF of (1/T) sum_t N(centres[t], sigma^2), computed independently of the code under test."""
+    return float(np.mean([NormalDist(float(c), sigma).cdf(x) for c in centres]))
+
+
+def test_regression_moments_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.normal(loc=[3.0, -20.0], scale=[0.5, 4.0], size=(400, 5, 2))
+    tau = np.array([2.0, 0.25])
+    summary = summarise_regression(torch.as_tensor(samples), torch.as_tensor(tau), level=0.9)
+    np.testing.assert_allclose(summary.mean.numpy(), samples.mean(axis=0), rtol=1e-12)
+    epistemic = samples.var(axis=0, ddof=0)
+    np.testing.assert_allclose(summary.epistemic_variance.numpy(), epistemic, rtol=1e-10)
+    np.testing.assert_allclose(summary.aleatoric_variance.numpy(), np.broadcast_to(1 / tau, (5, 2)))
+    np.testing.assert_allclose(summary.variance.numpy(), epistemic + 1.0 / tau, rtol=1e-10)
+    np.testing.assert_allclose(summary.std.numpy(), np.sqrt(epistemic + 1.0 / tau), rtol=1e-10)
+    assert summary.mean.dtype == torch.float64
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.95])
+def test_identical_passes_give_the_gaussian_interval(level: float) -> None:
+    value, tau = 7.25, 4.0
+    samples = torch.full((50, 3, 1), value)
+    summary = summarise_regression(samples, torch.tensor([tau]), level=level)
+    sigma = 1.0 / math.sqrt(tau)
+    z = NormalDist().inv_cdf(0.5 + level / 2)  # 1.959964 for 95 %
+    assert torch.count_nonzero(summary.epistemic_variance) == 0
+    torch.testing.assert_close(summary.variance, torch.full((3, 1), 1.0 / tau, dtype=torch.float64))
+    torch.testing.assert_close(
+        summary.lower, torch.full((3, 1), value - z * sigma, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        summary.upper, torch.full((3, 1), value + z * sigma, dtype=torch.float64)
+    )
+
+
+@pytest.mark.parametrize("level", [0.68, 0.95])
+@pytest.mark.parametrize("noise_std", [0.05, 1.0, 5.0])
+def test_mixture_interval_holds_the_requested_mass(level: float, noise_std: float) -> None:
+    rng = np.random.default_rng(1)
+    # Skewed, bimodal pass outputs: nothing like one Gaussian.
+    centres = np.concatenate([rng.exponential(1.0, size=30), 6.0 + rng.normal(0, 0.3, size=10)])
+    samples = torch.as_tensor(centres, dtype=torch.float64).reshape(-1, 1, 1)
+    lower, upper = mixture_interval(samples, torch.tensor([noise_std], dtype=torch.float64), level)
+    lo, hi = lower.item(), upper.item()
+    tail = (1.0 - level) / 2
+    assert mixture_cdf(lo, centres, noise_std) == pytest.approx(tail, abs=1e-9)
+    assert mixture_cdf(hi, centres, noise_std) == pytest.approx(1.0 - tail, abs=1e-9)
+    mass = mixture_cdf(hi, centres, noise_std) - mixture_cdf(lo, centres, noise_std)
+    assert mass == pytest.approx(level, abs=1e-9)
+
+
+def test_regression_interval_is_the_mixture_interval_per_row_and_output() -> None:
+    rng = np.random.default_rng(2)
+    samples = torch.as_tensor(rng.gamma(2.0, size=(25, 3, 2)))
+    tau = torch.tensor([1.0, 16.0], dtype=torch.float64)
+    summary = summarise_regression(samples, tau, level=0.8)
+    for row in range(3):
+        for out in range(2):
+            centres = samples[:, row, out].numpy()
+            sigma = 1.0 / math.sqrt(tau[out].item())
+            lo = mixture_cdf(summary.lower[row, out].item(), centres, sigma)
+            hi = mixture_cdf(summary.upper[row, out].item(), centres, sigma)
+            assert (lo, hi) == (pytest.approx(0.1, abs=1e-9), pytest.approx(0.9, abs=1e-9))
+
+
+def test_identical_confident_passes_have_no_mutual_information() -> None:
+    p = torch.tensor([0.98, 0.01, 0.01], dtype=torch.float64)
+    summary = summarise_classification(p.expand(40, 2, 3))
+    entropy = -(p * p.log()).sum()
+    torch.testing.assert_close(summary.predictive_entropy, entropy.expand(2))
+    torch.testing.assert_close(summary.expected_entropy, entropy.expand(2))
+    assert summary.mutual_information.abs().max().item() < 1e-12
+    assert torch.count_nonzero(summary.variance) == 0
+    assert summary.label.tolist() == [0, 0]
+
+
+def test_disagreeing_one_hot_passes_have_log2_entropy_and_mutual_information() -> None:
+    probabilities = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]], dtype=torch.float64)
+    summary = summarise_classification(probabilities)
+    torch.testing.assert_close(
+        summary.probabilities, torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    )
+    assert summary.predictive_entropy.item() == pytest.approx(LOG2, rel=1e-12)
+    assert summary.expected_entropy.item() == 0.0  # 0 log 0 = 0, not nan
+    assert summary.mutual_information.item() == pytest.approx(LOG2, rel=1e-12)
+    torch.testing.assert_close(summary.std, torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+
+
+def test_classification_summary_matches_numpy_and_mutual_information_is_non_negative() -> None:
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet([0.5, 1.0, 2.0, 0.3], size=(60, 20))
+    summary = summarise_classification(torch.as_tensor(probabilities))
+    mean = probabilities.mean(axis=0)
+    predictive = -(mean * np.log(mean)).sum(axis=-1)
+    expected = -(probabilities * np.log(probabilities)).sum(axis=-1).mean(axis=0)
+    np.testing.assert_allclose(summary.probabilities.numpy(), mean, rtol=1e-12)
+    np.testing.assert_allclose(summary.variance.numpy(), probabilities.var(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(summary.predictive_entropy.numpy(), predictive, rtol=1e-10)
+    np.testing.assert_allclose(summary.expected_entropy.numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        summary.mutual_information.numpy(), predictive - expected, atol=1e-12
+    )
+    assert (summary.mutual_information >= 0).all()
+    assert (summary.mutual_information <= math.log(4) + 1e-12).all()
+    assert summary.label.tolist() == mean.argmax(axis=-1).tolist()
