@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     device: str = Field(
-        "auto", description="MC-dropout device: auto (CUDA when available), cpu, cuda or cuda:N."
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+        description="MC-dropout device: auto (CUDA when available), cpu, cuda or cuda:N.",
     )
     default_samples: int = Field(100, ge=1, description="T when a request does not say.")
     max_samples: int = Field(10_000, ge=1, description="Largest T a request may ask for.")

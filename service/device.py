@@ -33,7 +33,7 @@ def resolve_torch_device(setting: str) -> torch.device:
 
 
 def onnx_providers(device: torch.device) -> list[str]:
-    """ONNX Runtime execution providers for a device, CUDA first when it is both wanted and built."""
+    """ONNX Runtime providers for a device: CUDA first when it is both wanted and built."""
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())

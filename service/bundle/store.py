@@ -100,6 +100,9 @@ def save_bundle(
         try:
             save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
             (staging / ONNX_FILE).write_bytes(onnx_bytes)
+            for written in (ONNX_FILE, WEIGHTS_FILE):
+                # safetensors writes 0600; a server running as another user must read bundles.
+                os.chmod(staging / written, 0o644)
             files = {f: sha256_file(staging / f) for f in (ONNX_FILE, WEIGHTS_FILE)}
             manifest = Manifest.model_validate(
                 {
@@ -110,6 +113,7 @@ def save_bundle(
                 }
             )
             (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+            os.chmod(staging / MANIFEST_FILE, 0o644)
             os.chmod(staging, 0o755)
             try:
                 staging.rename(name_dir / str(version))

@@ -187,3 +187,10 @@ def test_discover_ignores_staging_folders_and_junk(tmp_path: Path) -> None:
     assert discover(tmp_path) == {"toy": {1: good}}
     assert next_version(tmp_path, "toy") == 2
     assert discover(tmp_path / "does-not-exist") == {}
+
+
+def test_saved_bundle_files_are_readable_by_other_users(tmp_path: Path) -> None:
+    # The container runs as an unprivileged user that does not own freshly trained bundles.
+    bundle = make_bundle(tmp_path)
+    for path in bundle.iterdir():
+        assert path.stat().st_mode & 0o044 == 0o044, path.name
