@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
@@ -48,7 +49,47 @@ class Settings(BaseSettings):
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )
+    max_queue: int = Field(
+        64,
+        ge=0,
+        description="Inference requests that may wait for a worker; beyond it answer 503.",
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a request may wait and compute before it answers 504."
+    )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
+    drain_delay_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds to keep accepting requests after SIGTERM while readiness is 503, "
+        "so load balancers stop routing first.",
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /admin; unset disables the admin endpoints (403)."
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys required on model endpoints (empty: no key needed).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS (empty: off)."
+    )
     log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `DROPSERVE_ADMIN_TOKEN=` must disable admin, not enable it with an empty token.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -7,9 +7,10 @@ worker threads, bounded by a capacity limiter, so the event loop keeps answering
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import numpy as np
@@ -23,8 +24,8 @@ from service.engines import (
     summarise_classification,
     summarise_regression,
 )
-from service.errors import InvalidInputError
-from service.inputs import encode_instances
+from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
+from service.inputs import Rows, encode_instances
 from service.registry import LoadedModel, ModelRegistry
 
 __all__ = ["DataPlane", "Prediction", "Uncertainty"]
@@ -59,19 +60,51 @@ class DataPlane:
     def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
         self.registry = registry
         self.settings = settings
+        self.draining = False  # set on SIGTERM: readiness turns 503 while in-flight work ends
         self._limiter = anyio.CapacityLimiter(settings.inference_threads)
+        self._inflight = 0
 
-    async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+    @property
+    def inflight(self) -> int:
+        """Inference requests running or waiting for a worker."""
+        return self._inflight
 
-    def _rows(self, model: LoadedModel, instances: Sequence[Any]) -> npt.NDArray[np.float64]:
+    async def _run(self, work: Callable[[float], T]) -> T:
+        """Run `work(deadline)` on a worker thread within the queue bound and the timeout.
+
+        The worker is not abandoned on timeout (its thread would keep the core busy outside the
+        limiter's count); instead the engines check the monotonic `deadline` between chunks.
+        """
+        settings = self.settings
+        capacity = settings.inference_threads + settings.max_queue
+        if self._inflight >= capacity:
+            raise OverloadedError(
+                f"the server is at capacity ({self._inflight} inference requests in flight, "
+                f"limit {capacity}); retry after a moment"
+            )
+        self._inflight += 1
+        timeout = settings.request_timeout_s
+        try:
+            with anyio.fail_after(timeout):
+                return await anyio.to_thread.run_sync(
+                    work, time.monotonic() + timeout, limiter=self._limiter
+                )
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"inference did not finish within {timeout:g} s; send fewer rows or samples "
+                "(or raise DROPSERVE_REQUEST_TIMEOUT_S)"
+            ) from None
+        finally:
+            self._inflight -= 1
+
+    def _rows(self, model: LoadedModel, instances: Rows) -> npt.NDArray[np.float64]:
         return encode_instances(instances, model.manifest.features, max_rows=self.settings.max_rows)
 
-    async def predict(self, name: str, version: int | None, instances: Sequence[Any]) -> Prediction:
+    async def predict(self, name: str, version: int | None, instances: Rows) -> Prediction:
         """Deterministic prediction through ONNX Runtime."""
         model = self.registry.get(name, version)
         rows = self._rows(model, instances)
-        values = await self._run(model.deterministic.predict, rows)
+        values = await self._run(lambda _deadline: model.deterministic.predict(rows))
         return Prediction(model=model, values=values)
 
     def check_mc_request(self, rows: int, samples: int, return_samples: bool) -> None:
@@ -96,7 +129,7 @@ class DataPlane:
         self,
         name: str,
         version: int | None,
-        instances: Sequence[Any],
+        instances: Rows,
         *,
         samples: int | None = None,
         seed: int | None = None,
@@ -111,8 +144,8 @@ class DataPlane:
         # Without a seed the request still gets one, echoed back, so any answer can be replayed.
         used_seed = secrets.randbelow(2**31) if seed is None else seed
 
-        def work() -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
-            draws = model.mc.sample(rows, n_samples, used_seed)
+        def work(deadline: float) -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
+            draws = model.mc.sample(rows, n_samples, used_seed, deadline=deadline)
             if model.manifest.task == "classification":
                 return summarise_classification(draws), draws
             tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)

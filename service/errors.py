@@ -7,10 +7,14 @@ __all__ = [
     "DataError",
     "DropserveError",
     "ExportError",
+    "ForbiddenError",
     "InvalidInputError",
     "ModelNotFoundError",
     "NotReadyError",
+    "OverloadedError",
     "PayloadTooLargeError",
+    "RequestTimeoutError",
+    "UnauthorizedError",
 ]
 
 
@@ -37,9 +41,35 @@ class ModelNotFoundError(DropserveError):
 
 
 class NotReadyError(DropserveError):
-    """The server is still loading or warming up its models."""
+    """The server is still loading its models, or is shutting down."""
 
     status_code = 503
+    retry_after: int = 1
+
+
+class OverloadedError(DropserveError):
+    """More inference requests are in flight than the queue bound allows."""
+
+    status_code = 503
+    retry_after: int = 1
+
+
+class RequestTimeoutError(DropserveError):
+    """Inference did not finish within the configured request timeout."""
+
+    status_code = 504
+
+
+class UnauthorizedError(DropserveError):
+    """Missing or wrong credentials."""
+
+    status_code = 401
+
+
+class ForbiddenError(DropserveError):
+    """The endpoint is disabled by configuration."""
+
+    status_code = 403
 
 
 class PayloadTooLargeError(DropserveError):

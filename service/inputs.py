@@ -1,21 +1,26 @@
 """Turn request rows (lists in feature order, or objects keyed by feature name) into a matrix.
 
 Protocol-neutral: both the JSON API and the Open Inference Protocol adapter validate through here,
-so every client gets the same messages naming the row, the feature and the fix.
+so every client gets the same messages naming the row, the feature and the fix. A protocol that
+has already decoded a numeric tensor (binary tensor data) passes it as a 2-D array and skips the
+per-value Python checks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from service.errors import InvalidInputError
 
-__all__ = ["encode_instances"]
+__all__ = ["Rows", "encode_instances"]
+
+# Rows as sent in JSON, or an already-decoded (rows, features) numeric array.
+Rows: TypeAlias = Sequence[Any] | npt.NDArray[Any]
 
 _PREVIEW = 12
 
@@ -43,13 +48,47 @@ def _is_number(value: Any) -> bool:
     return (kind is float and math.isfinite(value)) or kind is int
 
 
+def _check_row_count(n_rows: int, max_rows: int | None) -> None:
+    if n_rows == 0:
+        raise InvalidInputError("instances is empty: send at least one row")
+    if max_rows is not None and n_rows > max_rows:
+        raise InvalidInputError(
+            f"instances has {n_rows} rows; the limit is {max_rows} per request, split the batch"
+        )
+
+
+def _wrong_length(row: int, got: int, features: Sequence[str]) -> InvalidInputError:
+    return InvalidInputError(
+        f"instances[{row}] has {got} values but the model expects {len(features)} "
+        f"features in this order: {_feature_list(features)}"
+    )
+
+
+def _encode_array(
+    array: npt.NDArray[Any], features: Sequence[str], max_rows: int | None
+) -> npt.NDArray[np.float64]:
+    if array.ndim != 2:
+        raise InvalidInputError("instances must be a list of rows")
+    _check_row_count(array.shape[0], max_rows)
+    if array.shape[1] != len(features):
+        raise _wrong_length(0, array.shape[1], features)  # every row has the same length
+    # A copy: the engines get an array they own, never a read-only view of a request buffer.
+    matrix = np.array(array, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(matrix))
+    if bad.size:
+        r, c = (int(i) for i in bad[0])
+        raise _bad_value(r, features[c], float(matrix[r, c]))
+    return matrix
+
+
 def encode_instances(
-    instances: Sequence[Any], features: Sequence[str], *, max_rows: int | None = None
+    instances: Rows, features: Sequence[str], *, max_rows: int | None = None
 ) -> npt.NDArray[np.float64]:
     """Validate rows against a model's features and return them as a (rows, features) matrix.
 
     Args:
-        instances: each row a list of numbers in feature order, or an object keyed by name.
+        instances: each row a list of numbers in feature order, or an object keyed by name;
+            or a 2-D numeric array in feature order.
         features: the model's feature names, in order.
         max_rows: refuse more rows than this.
 
@@ -57,15 +96,12 @@ def encode_instances(
         InvalidInputError: empty input, too many rows, a row of the wrong length, unknown or
             missing feature names, or a value that is not a finite number.
     """
+    if isinstance(instances, np.ndarray):
+        return _encode_array(instances, features, max_rows)
     if not isinstance(instances, Sequence) or isinstance(instances, str | bytes):
         raise InvalidInputError("instances must be a list of rows")
     n_rows, n_features = len(instances), len(features)
-    if n_rows == 0:
-        raise InvalidInputError("instances is empty: send at least one row")
-    if max_rows is not None and n_rows > max_rows:
-        raise InvalidInputError(
-            f"instances has {n_rows} rows; the limit is {max_rows} per request, split the batch"
-        )
+    _check_row_count(n_rows, max_rows)
     index = {name: i for i, name in enumerate(features)}
     matrix = np.empty((n_rows, n_features), dtype=np.float64)
     for r, row in enumerate(instances):
@@ -85,10 +121,7 @@ def encode_instances(
             values: Sequence[Any] = [row[name] for name in features]
         elif isinstance(row, Sequence) and not isinstance(row, str | bytes):
             if len(row) != n_features:
-                raise InvalidInputError(
-                    f"instances[{r}] has {len(row)} values but the model expects {n_features} "
-                    f"features in this order: {_feature_list(features)}"
-                )
+                raise _wrong_length(r, len(row), features)
             values = row
         else:
             raise InvalidInputError(

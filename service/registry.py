@@ -1,4 +1,8 @@
-"""Loaded models: every bundle version under the models folder, with its two engines."""
+"""Loaded models: every bundle version under the models folder, with its two engines.
+
+The table of loaded models is replaced, never mutated: a reload builds the new table beside the
+old one and swaps the reference, so a request that already holds a `LoadedModel` finishes on it.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.bundle import Bundle, Manifest, discover, load_bundle
+from service.bundle import Bundle, Manifest, discover, load_bundle, verify_bundle
 from service.config import Settings
 from service.device import resolve_torch_device
 from service.engines import MCDropoutEngine, OnnxEngine
 from service.errors import DropserveError, ModelNotFoundError, NotReadyError
 
-__all__ = ["LoadedModel", "ModelRegistry"]
+__all__ = ["LoadedModel", "ModelRegistry", "ReloadReport"]
 
 logger = logging.getLogger(__name__)
+
+Table = dict[str, dict[int, "LoadedModel"]]
 
 
 @dataclass(frozen=True)
@@ -49,15 +55,27 @@ class LoadedModel:
             self.mc.sample(row, samples, seed=round_)
 
 
+@dataclass(frozen=True)
+class ReloadReport:
+    """What a (re)load changed: `name/version` keys, and failures by bundle path."""
+
+    loaded: list[str]
+    unloaded: list[str]
+    kept: list[str]
+    failed: dict[str, str]
+
+
 @dataclass
 class ModelRegistry:
     """Discovers, verifies, loads and warms every bundle; answers lookups by name and version."""
 
     settings: Settings
     device: torch.device = field(init=False)
-    _models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict, init=False)
+    _models: Table = field(default_factory=dict, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
+    _unloaded: frozenset[str] = field(default_factory=frozenset, init=False)
     _ready: threading.Event = field(default_factory=threading.Event, init=False)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.device = resolve_torch_device(self.settings.device)
@@ -68,37 +86,91 @@ class ModelRegistry:
 
     @property
     def failures(self) -> dict[str, str]:
-        """Bundle path -> why it was skipped."""
+        """Bundle path -> why it was skipped at the last (re)load."""
         return dict(self._failures)
 
-    def load_all(self) -> None:
-        """Load every bundle version found; a broken bundle is logged and skipped, not fatal."""
-        settings = self.settings
-        models_dir = Path(settings.models_dir)
-        found = discover(models_dir)
-        if not found:
-            logger.warning("no model bundles found under %s", models_dir.resolve())
-        for name, versions in found.items():
-            for version, path in versions.items():
-                try:
-                    loaded = self._load_one(path)
-                except DropserveError as exc:
-                    logger.error("skipping bundle %s: %s", path, exc.message)
-                    self._failures[str(path)] = exc.message
+    def load_all(self) -> ReloadReport:
+        """First load at startup; the registry is ready once it returns."""
+        try:
+            return self.reload()
+        finally:
+            self._ready.set()
+
+    def reload(self, only: str | None = None) -> ReloadReport:
+        """Rescan the models folder and swap in the result.
+
+        New or changed bundles are loaded and warmed beside the serving ones; a bundle that fails
+        verification or loading is reported and skipped, and a version already serving keeps
+        serving from memory. Versions gone from disk are unloaded. With `only`, just that model
+        is rescanned and the rest of the table is left as it is.
+        """
+        with self._reload_lock:
+            current = self._models
+            found = discover(Path(self.settings.models_dir))
+            if only is not None:
+                found = {only: found[only]} if only in found else {}
+            elif not found:
+                logger.warning("no model bundles found under %s", self.settings.models_dir)
+            table: Table = {} if only is None else {n: v for n, v in current.items() if n != only}
+            failed: dict[str, str] = {}
+            loaded: list[str] = []
+            kept: list[str] = []
+            for name, versions in found.items():
+                if name in self._unloaded and only is None:
                     continue
-                except Exception as exc:  # a bug or a broken file must not take down the rest
-                    logger.exception("skipping bundle %s: unexpected error", path)
-                    self._failures[str(path)] = f"unexpected error: {type(exc).__name__}"
-                    continue
-                self._models.setdefault(name, {})[version] = loaded
-                logger.info(
-                    "loaded model %s version %d (%s) on %s",
-                    name,
-                    version,
-                    loaded.manifest.task,
-                    self.device,
-                )
-        self._ready.set()
+                for version, path in versions.items():
+                    key = f"{name}/{version}"
+                    old = current.get(name, {}).get(version)
+                    model: LoadedModel | None
+                    try:
+                        model = self._refresh(path, old)
+                    except DropserveError as exc:
+                        logger.error("bundle %s: %s", path, exc.message)
+                        failed[str(path)] = exc.message
+                        model = old  # a version already in memory keeps serving
+                    except Exception as exc:  # a bug or broken file must not take the rest down
+                        logger.exception("bundle %s: unexpected error while loading", path)
+                        failed[str(path)] = f"unexpected error: {type(exc).__name__}"
+                        model = old
+                    if model is None:
+                        continue
+                    table.setdefault(name, {})[version] = model
+                    (kept if model is old else loaded).append(key)
+            previous = {f"{n}/{v}" for n, versions in current.items() for v in versions}
+            now = {f"{n}/{v}" for n, versions in table.items() for v in versions}
+            self._models = {name: dict(sorted(v.items())) for name, v in sorted(table.items())}
+            self._failures = failed if only is None else {**self._failures, **failed}
+            if only is not None:
+                self._unloaded = self._unloaded - {only}
+            report = ReloadReport(
+                loaded=sorted(loaded),
+                unloaded=sorted(previous - now),
+                kept=sorted(kept),
+                failed=failed,
+            )
+        for key in report.loaded:
+            logger.info("loaded model %s on %s", key, self.device)
+        for key in report.unloaded:
+            logger.info("unloaded model %s", key)
+        return report
+
+    def unload(self, name: str) -> list[int]:
+        """Stop serving every version of `name` until it is loaded again by name."""
+        with self._reload_lock:
+            if name not in self._models:
+                raise ModelNotFoundError(f"model '{name}' is not loaded; nothing to unload")
+            versions = list(self._models[name])
+            self._models = {n: v for n, v in self._models.items() if n != name}
+            self._unloaded = self._unloaded | {name}
+        logger.info("unloaded model %s (versions %s) on request", name, versions)
+        return versions
+
+    def _refresh(self, path: Path, old: LoadedModel | None) -> LoadedModel:
+        if old is not None:
+            _, manifest_sha256, _ = verify_bundle(path)
+            if manifest_sha256 == old.bundle.manifest_sha256:
+                return old  # unchanged on disk and still intact: keep the warm engines
+        return self._load_one(path)
 
     def _load_one(self, path: Path) -> LoadedModel:
         settings = self.settings
@@ -111,9 +183,9 @@ class ModelRegistry:
         loaded.warm_up(settings.warmup_rounds, settings.default_samples)
         return loaded
 
-    def models(self) -> dict[str, dict[int, LoadedModel]]:
-        """name -> version -> model, versions ascending."""
-        return {name: dict(sorted(v.items())) for name, v in sorted(self._models.items())}
+    def models(self) -> Table:
+        """name -> version -> model, versions ascending (a snapshot)."""
+        return self._models
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
         """The named model at `version`, or its newest version.
@@ -124,9 +196,10 @@ class ModelRegistry:
         """
         if not self.ready:
             raise NotReadyError("models are still loading; retry when /health/ready answers 200")
-        versions = self._models.get(name)
+        table = self._models
+        versions = table.get(name)
         if not versions:
-            known = ", ".join(sorted(self._models)) or "none"
+            known = ", ".join(sorted(table)) or "none"
             raise ModelNotFoundError(f"model '{name}' is not loaded; loaded models: {known}")
         if version is None:
             return versions[max(versions)]

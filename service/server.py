@@ -1,15 +1,27 @@
-"""Run the app under uvicorn: one process, models loaded in the background after bind."""
+"""Run the app under uvicorn: one process, models loaded in the background after bind.
+
+Shutdown is graceful: on SIGTERM (or SIGINT) readiness turns 503 at once, so a load balancer
+stops sending traffic, requests in flight get `shutdown_grace_s` to finish, then the process
+exits 0.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import signal
+import threading
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.api import create_app
 from service.config import Settings
 
-__all__ = ["configure_logging", "serve"]
+__all__ = ["DrainingServer", "configure_logging", "serve"]
+
+logger = logging.getLogger(__name__)
 
 
 def configure_logging(level: str) -> None:
@@ -19,14 +31,52 @@ def configure_logging(level: str) -> None:
     )
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, marking the app as draining as soon as an exit signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_delay_s: float = 0.0) -> None:
+        super().__init__(config)
+        self._app = app
+        self._drain_delay_s = drain_delay_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        dataplane = getattr(self._app.state, "dataplane", None)
+        if dataplane is None or dataplane.draining:
+            self._stop(sig)  # not started yet, or a second signal: stop now
+            return
+        dataplane.draining = True
+        delay = self._drain_delay_s
+        logger.info(
+            "shutting down: readiness is now 503, %d inference request(s) in flight, "
+            "stopping in %.1f s",
+            dataplane.inflight,
+            delay,
+        )
+        if delay > 0:
+            # Keep listening while load balancers see the 503; uvicorn polls should_exit.
+            timer = threading.Timer(delay, self._stop, args=(sig,))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._stop(sig)
+
+    def _stop(self, sig: int) -> None:
+        # Unlike uvicorn's own handler this does not re-raise the signal after shutdown: a
+        # graceful stop exits 0, so orchestrators can tell it from a crash.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
 def serve(settings: Settings) -> None:
-    """Serve every bundle under `settings.models_dir` until interrupted."""
+    """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT."""
     configure_logging(settings.log_level)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
+    DrainingServer(config, app, settings.drain_delay_s).run()

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
-from service.api.routes import health, inference, models
+from service.api.routes import admin, health, inference, models
+from service.api.security import ApiKeyMiddleware
+from service.api.v2 import router as open_inference_router
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.registry import ModelRegistry
@@ -45,10 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = ModelRegistry(settings)
         app.state.dataplane = DataPlane(registry, settings)
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
-        loading.add_done_callback(_log_load_failure)
+        loading.add_done_callback(_log_task_failure)
+        hangup = _install_sighup_reload(registry)
         try:
             yield
         finally:
+            if hangup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if not loading.done():
                 loading.cancel()
 
@@ -58,13 +66,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # Middleware runs outermost-last-added: CORS answers preflights before keys are checked,
+    # and keys are checked before a body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        )
     install_error_handlers(app)
-    for router in (health.router, models.router, inference.router):
+    for router in (health.router, models.router, inference.router, admin.router):
         app.include_router(router)
+    app.include_router(open_inference_router)
     return app
 
 
-def _log_load_failure(task: asyncio.Task[None]) -> None:
+def _install_sighup_reload(registry: ModelRegistry) -> bool:
+    """SIGHUP rescans the models folder, as POST /admin/reload does (main thread only)."""
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        logger.info("SIGHUP: reloading models")
+        task = loop.create_task(asyncio.to_thread(registry.reload))
+        task.add_done_callback(_log_task_failure)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False  # not the main thread (in-process test clients) or no SIGHUP here
+    return True
+
+
+def _log_task_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("model loading failed", exc_info=task.exception())

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import DropserveError, NotReadyError
+from service.errors import DropserveError, UnauthorizedError
 
 __all__ = ["error_body", "install_error_handlers", "validation_message"]
 
@@ -53,16 +53,27 @@ def validation_message(errors: Sequence[Any]) -> tuple[int, str]:
     return 422, "invalid request: " + "; ".join(problems) + suffix
 
 
-async def _dropserve_error(_: Request, exc: Exception) -> JSONResponse:
+def _protocol_status(request: Request, status: int) -> int:
+    # The Open Inference Protocol answers a bad request with 400; its clients (tritonclient)
+    # know no 422.
+    return 400 if status == 422 and request.url.path.startswith("/v2/") else status
+
+
+async def _dropserve_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DropserveError)
-    headers = {"Retry-After": "1"} if isinstance(exc, NotReadyError) else {}
-    return error_body(exc.message, exc.status_code, **headers)
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_body(exc.message, _protocol_status(request, exc.status_code), **headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     status, message = validation_message(exc.errors())
-    return error_body(message, status)
+    return error_body(message, _protocol_status(request, status))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

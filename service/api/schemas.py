@@ -111,7 +111,7 @@ class HealthResponse(BaseModel):
 
 
 class ReadinessResponse(BaseModel):
-    status: Literal["ready", "loading", "not_ready"]
+    status: Literal["ready", "loading", "not_ready", "draining"]
     models: dict[str, list[int]] = Field(description="Loaded model names and versions.")
     failed: dict[str, str] = Field(default_factory=dict, description="Bundles that were skipped.")
 

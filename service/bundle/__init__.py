@@ -10,7 +10,14 @@ from service.bundle.manifest import (
     OnnxInfo,
     TrainingInfo,
 )
-from service.bundle.store import Bundle, discover, load_bundle, next_version, save_bundle
+from service.bundle.store import (
+    Bundle,
+    discover,
+    load_bundle,
+    next_version,
+    save_bundle,
+    verify_bundle,
+)
 
 __all__ = [
     "MANIFEST_FILE",
@@ -26,4 +33,5 @@ __all__ = [
     "load_bundle",
     "next_version",
     "save_bundle",
+    "verify_bundle",
 ]

@@ -8,14 +8,15 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
 from service.bundle.manifest import MANIFEST_FILE, NAME_PATTERN, ONNX_FILE, WEIGHTS_FILE, Manifest
 from service.errors import BundleError
@@ -29,16 +30,19 @@ __all__ = [
     "read_manifest_dict",
     "save_bundle",
     "sha256_file",
+    "verify_bundle",
 ]
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: manifest, the PyTorch network (eval mode, CPU) and the ONNX file path."""
+    """A verified bundle: manifest, the PyTorch network (eval mode, CPU) and the ONNX graph."""
 
     path: Path
     manifest: Manifest
     network: DropoutMLP
+    onnx_bytes: bytes = field(repr=False)
+    manifest_sha256: str
 
     @property
     def onnx_path(self) -> Path:
@@ -126,6 +130,55 @@ def save_bundle(
     raise BundleError(f"could not allocate a new version under {name_dir} after 10 attempts")
 
 
+def _parse_manifest(manifest_path: Path, raw: bytes) -> Manifest:
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise BundleError(f"{manifest_path}: invalid manifest: {problems}") from exc
+
+
+def verify_bundle(path: Path) -> tuple[Manifest, str, dict[str, bytes]]:
+    """Read a bundle's files once and check them against the manifest.
+
+    Returns:
+        The manifest, the sha256 of manifest.json (identifies this exact bundle), and the bytes
+        of every listed file, so callers use exactly what was verified.
+
+    Raises:
+        BundleError: naming the file and the problem.
+    """
+    manifest_path = path / MANIFEST_FILE
+    try:
+        raw = manifest_path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{manifest_path}: cannot read the manifest ({exc.strerror})") from exc
+    manifest = _parse_manifest(manifest_path, raw)
+    if path.parent.name != manifest.name or path.name != str(manifest.version):
+        raise BundleError(
+            f"{manifest_path}: manifest says {manifest.name}/{manifest.version} "
+            f"but the bundle lies in {path.parent.name}/{path.name}"
+        )
+    contents: dict[str, bytes] = {}
+    for filename, expected in manifest.files.items():
+        file_path = path / filename
+        try:
+            data = file_path.read_bytes()
+        except OSError as exc:
+            raise BundleError(f"{file_path}: file listed in the manifest is missing") from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise BundleError(
+                f"{file_path}: sha256 mismatch (manifest {expected[:12]}..., "
+                f"file {actual[:12]}...); the file was changed after the bundle was written"
+            )
+        contents[filename] = data
+    return manifest, hashlib.sha256(raw).hexdigest(), contents
+
+
 def load_bundle(path: Path) -> Bundle:
     """Load and verify a bundle folder.
 
@@ -133,42 +186,20 @@ def load_bundle(path: Path) -> Bundle:
         BundleError: a file is missing or fails its checksum, the manifest does not match its
             schema or its folder, or the weights do not fit the declared architecture.
     """
-    manifest_path = path / MANIFEST_FILE
-    try:
-        raw = manifest_path.read_text()
-    except OSError as exc:
-        raise BundleError(f"{manifest_path}: cannot read the manifest ({exc.strerror})") from exc
-    try:
-        manifest = Manifest.model_validate_json(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BundleError(f"{manifest_path}: invalid manifest: {problems}") from exc
-    if path.parent.name != manifest.name or path.name != str(manifest.version):
-        raise BundleError(
-            f"{manifest_path}: manifest says {manifest.name}/{manifest.version} "
-            f"but the bundle lies in {path.parent.name}/{path.name}"
-        )
-    for filename, expected in manifest.files.items():
-        file_path = path / filename
-        if not file_path.is_file():
-            raise BundleError(f"{file_path}: file listed in the manifest is missing")
-        actual = sha256_file(file_path)
-        if actual != expected:
-            raise BundleError(
-                f"{file_path}: sha256 mismatch (manifest {expected[:12]}..., "
-                f"file {actual[:12]}...); the file was changed after the bundle was written"
-            )
+    manifest, manifest_sha256, contents = verify_bundle(path)
     network = DropoutMLP(manifest.mlp_config())
     try:
-        state = load_file(str(path / WEIGHTS_FILE))
-        network.load_state_dict(state, strict=True)
+        network.load_state_dict(load_safetensors(contents[WEIGHTS_FILE]), strict=True)
     except (SafetensorError, RuntimeError) as exc:
         raise BundleError(f"{path / WEIGHTS_FILE}: weights do not fit the manifest: {exc}") from exc
     network.eval()
-    return Bundle(path=path, manifest=manifest, network=network)
+    return Bundle(
+        path=path,
+        manifest=manifest,
+        network=network,
+        onnx_bytes=contents[ONNX_FILE],
+        manifest_sha256=manifest_sha256,
+    )
 
 
 def read_manifest_dict(path: Path) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from service.bundle import Bundle
+from service.errors import RequestTimeoutError
 from service.model import DropoutMLP
 
 __all__ = ["MCDropoutEngine"]
@@ -51,7 +53,14 @@ class MCDropoutEngine:
         """How many passes go into one stacked forward for a batch of `rows`."""
         return max(1, self._chunk_elements // max(1, rows * self._widest))
 
-    def sample(self, features: npt.NDArray[np.float64], samples: int, seed: int) -> torch.Tensor:
+    def sample(
+        self,
+        features: npt.NDArray[np.float64],
+        samples: int,
+        seed: int,
+        *,
+        deadline: float | None = None,
+    ) -> torch.Tensor:
         """Run `samples` stochastic passes over raw features.
 
         Returns:
@@ -69,6 +78,11 @@ class MCDropoutEngine:
         chunks = []
         with torch.inference_mode():
             for start in range(0, samples, step):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RequestTimeoutError(
+                        f"Monte-Carlo dropout stopped after {start} of {samples} passes: the "
+                        "request timeout passed; ask for fewer samples or rows"
+                    )
                 passes = min(step, samples - start)
                 out = network.mc_forward(x, passes, generator)
                 if self._classification:

@@ -28,7 +28,7 @@ class OnnxEngine:
             options.intra_op_num_threads = self._threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(
-            str(self._bundle.onnx_path), options, providers=onnx_providers(self._device)
+            self._bundle.onnx_bytes, options, providers=onnx_providers(self._device)
         )
 
     @property

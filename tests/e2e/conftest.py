@@ -47,7 +47,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(log_path: Path, env: dict[str, str], *extra: str) -> Server:
+def start_server(
+    log_path: Path, env: dict[str, str], *extra: str, models_dir: Path = MODELS_DIR
+) -> Server:
     port = free_port()
     command = [
         *dropserve_command(),
@@ -57,7 +59,7 @@ def start_server(log_path: Path, env: dict[str, str], *extra: str) -> Server:
         "--port",
         str(port),
         "--models-dir",
-        str(MODELS_DIR),
+        str(models_dir),
         *extra,
     ]
     with log_path.open("wb") as log:

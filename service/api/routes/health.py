@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import RegistryDep
+from service.api.deps import DataPlaneDep
 from service.api.schemas import ErrorResponse, HealthResponse, ReadinessResponse
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -23,9 +23,12 @@ async def live() -> HealthResponse:
         503: {"model": ReadinessResponse, "description": "Still loading or nothing loaded."}
     },
 )
-async def ready(registry: RegistryDep) -> JSONResponse:
+async def ready(dataplane: DataPlaneDep) -> JSONResponse:
+    registry = dataplane.registry
     models = {name: list(versions) for name, versions in registry.models().items()}
-    if not registry.ready:
+    if dataplane.draining:
+        status, code = "draining", 503
+    elif not registry.ready:
         status, code = "loading", 503
     elif not models:
         status, code = "not_ready", 503
