@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -70,3 +71,16 @@ def test_readme_documents_the_two_commands_and_every_setting() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.MULTILINE)
+
+
+def test_readme_python_examples_run(server: Server) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    assert blocks
+    host = server.base_url.removeprefix("http://")
+    for block in blocks:
+        code = block.replace("127.0.0.1:8000", host)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip()
