@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -10,8 +9,8 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import Bundle
+from service.engines.mc_kernel import PreparedNetwork, mc_forward, prepare_network
 from service.errors import RequestTimeoutError
-from service.model import DropoutMLP
 
 __all__ = ["MCDropoutEngine"]
 
@@ -36,14 +35,12 @@ class MCDropoutEngine:
         self._x_std = torch.tensor(scaler.feature_std, dtype=torch.float32)
         self._y_mean = torch.tensor(scaler.target_mean or (), dtype=torch.float32)
         self._y_std = torch.tensor(scaler.target_std or (), dtype=torch.float32)
-        self._network: DropoutMLP | None = None
+        self._network: PreparedNetwork | None = None
 
     def load(self) -> None:
-        network = copy.deepcopy(self._bundle.network).to(self.device)
-        network.eval()  # no layer depends on the mode; stochasticity is asked for explicitly
         self._x_mean, self._x_std = self._x_mean.to(self.device), self._x_std.to(self.device)
         self._y_mean, self._y_std = self._y_mean.to(self.device), self._y_std.to(self.device)
-        self._network = network
+        self._network = prepare_network(self._bundle.network, self.device)
 
     @property
     def ready(self) -> bool:
@@ -84,7 +81,7 @@ class MCDropoutEngine:
                         "request timeout passed; ask for fewer samples or rows"
                     )
                 passes = min(step, samples - start)
-                out = network.mc_forward(x, passes, generator)
+                out = mc_forward(network, x, passes, generator)
                 if self._classification:
                     out = torch.softmax(out, dim=-1)
                 else:

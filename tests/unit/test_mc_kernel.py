@@ -1,0 +1,125 @@
+"""The fast MC kernel equals the textbook definition on shared masks, and its masks are right."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from service.engines.mc_kernel import LANE_LEVELS, draw_keep_mask, mc_forward, prepare_network
+from service.model import DropoutMLP
+from service.model.mlp import DropoutStyle
+from tests.factories import make_config, make_network
+
+CPU = torch.device("cpu")
+
+
+def reference(
+    network: DropoutMLP, x: torch.Tensor, passes: int, masks: list[torch.Tensor]
+) -> torch.Tensor:
+    """T passes, one at a time, dropout applied as defined: mask, then 1/(1-p) if inverted."""
+    config = network.config
+    layers = network.linears
+    out = []
+    per_pass = [[m.reshape(passes, x.shape[0], -1)[t] for m in masks] for t in range(passes)]
+    for t in range(passes):
+        h = x
+        pass_masks = iter(per_pass[t])
+        for index, (layer, rate) in enumerate(zip(layers, config.rates, strict=True)):
+            if rate > 0:
+                h = h * next(pass_masks)
+                if config.style == "inverted":
+                    h = h / (1 - rate)
+            h = layer(h)
+            if index < len(layers) - 1:
+                h = network.activation(h)
+        out.append(h)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("style", ["inverted", "classic"])
+@pytest.mark.parametrize("input_dropout", [0.0, 0.2])
+def test_kernel_equals_the_definition_on_the_same_masks(
+    style: DropoutStyle, input_dropout: float
+) -> None:
+    config = make_config(
+        style=style, hidden=(16, 8), dropout=(0.3, 0.1), input_dropout=input_dropout, n_outputs=2
+    )
+    network = make_network(config, seed=3)
+    x = torch.randn(5, config.n_features, generator=torch.Generator().manual_seed(1))
+    masks: list[torch.Tensor] = []
+    source = torch.Generator().manual_seed(2)
+
+    def record(shape: tuple[int, ...], rate: float) -> torch.Tensor:
+        mask = torch.rand(shape, generator=source) >= rate
+        masks.append(mask)
+        return mask
+
+    with torch.inference_mode():
+        fast = mc_forward(prepare_network(network, CPU), x, 7, source, mask_fn=record)
+        slow = reference(network, x, 7, masks)
+    assert fast.shape == (7, 5, 2)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_keep_rate_is_the_quantised_rate() -> None:
+    rate = 0.05
+    generator = torch.Generator().manual_seed(0)
+    mask = draw_keep_mask((1001, 997), rate, generator, CPU)  # count not a multiple of 4
+    assert mask.shape == (1001, 997)
+    assert mask.dtype == torch.bool
+    keep = 1 - round(rate * LANE_LEVELS) / LANE_LEVELS
+    n = mask.numel()
+    z = (mask.float().mean().item() - keep) / math.sqrt(keep * (1 - keep) / n)
+    assert abs(z) < 5
+
+
+@pytest.mark.parametrize("rate", [0.0, 1 / LANE_LEVELS, 0.5, 0.9])
+def test_extreme_and_middle_rates(rate: float) -> None:
+    mask = draw_keep_mask((400, 400), rate, torch.Generator().manual_seed(1), CPU)
+    keep = 1 - round(rate * LANE_LEVELS) / LANE_LEVELS
+    if rate == 0.0:
+        assert bool(mask.all())
+    else:
+        n = mask.numel()
+        z = (mask.float().mean().item() - keep) / math.sqrt(keep * (1 - keep) / n)
+        assert abs(z) < 5
+
+
+def test_masks_differ_between_draws_and_lanes_are_independent() -> None:
+    generator = torch.Generator().manual_seed(5)
+    first = draw_keep_mask((256, 64), 0.5, generator, CPU)
+    second = draw_keep_mask((256, 64), 0.5, generator, CPU)
+    assert not torch.equal(first, second)
+    # Neighbouring lanes come from the same 64-bit word: they must still be uncorrelated.
+    a, b = first.flatten()[0::2].float(), first.flatten()[1::2].float()
+    correlation = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+    assert abs(correlation) < 5 / math.sqrt(a.numel())
+
+
+@pytest.mark.parametrize("style", ["inverted", "classic"])
+def test_kernel_statistics_match_the_model_reference(style: DropoutStyle) -> None:
+    config = make_config(style=style, hidden=(32, 32), dropout=(0.2, 0.2), input_dropout=0.1)
+    network = make_network(config, seed=4)
+    x = torch.randn(3, config.n_features, generator=torch.Generator().manual_seed(0))
+    passes = 20_000
+    with torch.inference_mode():
+        fast = mc_forward(
+            prepare_network(network, CPU), x, passes, torch.Generator().manual_seed(1)
+        )
+        slow = network.mc_forward(x, passes, torch.Generator().manual_seed(2))
+    for out in (fast, slow):
+        assert out.shape == (passes, 3, 1)
+    se = torch.sqrt(fast.var(dim=0) / passes + slow.var(dim=0) / passes)
+    assert bool(((fast.mean(dim=0) - slow.mean(dim=0)).abs() < 5 * se).all())
+    ratio = fast.var(dim=0) / slow.var(dim=0)
+    assert bool(((ratio - 1).abs() < 0.1).all())
+
+
+def test_no_dropout_means_no_variance() -> None:
+    config = make_config(hidden=(8,), dropout=(0.0,), input_dropout=0.0)
+    network = make_network(config, seed=0)
+    x = torch.randn(4, config.n_features)
+    out = mc_forward(prepare_network(network, CPU), x, 50, torch.Generator().manual_seed(0))
+    assert float(out.var(dim=0).max()) == 0.0
