@@ -11,6 +11,7 @@ mutual information H[E p] - E H[p] (BALD) that isolates the model's own uncertai
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,8 @@ __all__ = [
     "summarise_regression",
 ]
 
-_BISECTION_STEPS = 48
+_NEWTON_STEPS = 60  # a cap; typically 3-6 steps reach the tolerance
+_CDF_TOLERANCE = 1e-11  # in probability mass
 
 
 @dataclass(frozen=True)
@@ -57,30 +59,42 @@ def mixture_interval(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Central `level` interval of the mixture (1/T) sum_t N(samples[t], noise_std^2).
 
-    Solved per row and output by bisection on the mixture CDF, which is monotone.
+    Both bounds of every row and output are solved together by Newton's method on the mixture
+    CDF (its derivative is the mixture density), started from the Gaussian approximation and
+    safeguarded by a bisection bracket, so it converges in a handful of steps where plain
+    bisection needed about fifty.
 
     Args:
         samples: pass outputs, shape (T, rows, outputs).
         noise_std: observation noise std per output, shape (outputs,).
         level: interval mass in (0, 1).
     """
-    scale = noise_std.clamp_min(1e-12)
-    spread = 10.0 * scale
-    lo_all = samples.amin(dim=0) - spread
-    hi_all = samples.amax(dim=0) + spread
-
-    def quantile(q: float) -> torch.Tensor:
-        lo, hi = lo_all.clone(), hi_all.clone()
-        for _ in range(_BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            cdf = torch.special.ndtr((mid - samples) / scale).mean(dim=0)
-            below = cdf < q
-            lo = torch.where(below, mid, lo)
-            hi = torch.where(below, hi, mid)
-        return 0.5 * (lo + hi)
-
+    scale = noise_std.to(samples).clamp_min(1e-12)
     tail = 0.5 * (1.0 - level)
-    return quantile(tail), quantile(1.0 - tail)
+    q = torch.tensor([tail, 1.0 - tail], dtype=samples.dtype, device=samples.device)
+    q = q.view(2, 1, 1)
+    spread = samples.var(dim=0, correction=0) + scale**2
+    x = samples.mean(dim=0) + torch.special.ndtri(q) * spread.sqrt()  # (2, rows, outputs)
+    lo = (samples.amin(dim=0) - 10.0 * scale).expand_as(x).clone()
+    hi = (samples.amax(dim=0) + 10.0 * scale).expand_as(x).clone()
+    error_lo, error_hi = (-q).expand_as(x).clone(), (1.0 - q).expand_as(x).clone()
+    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
+    for _ in range(_NEWTON_STEPS):
+        u = (x.unsqueeze(1) - samples.unsqueeze(0)) / scale  # (2, T, rows, outputs)
+        error = torch.special.ndtr(u).mean(dim=1) - q
+        if float(error.abs().max()) < _CDF_TOLERANCE:
+            break
+        density = torch.exp(-0.5 * u * u).mean(dim=1) * density_norm
+        below = error < 0
+        lo, error_lo = torch.where(below, x, lo), torch.where(below, error, error_lo)
+        hi, error_hi = torch.where(below, hi, x), torch.where(below, error_hi, error)
+        newton = x - error / density
+        # Where Newton leaves the bracket (a root next to a bracket end, or a flat density),
+        # fall back to the secant through the bracket ends, which lands inside and near such
+        # a root at once (bisection would crawl there one bit per step).
+        secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
+        x = torch.where((newton > lo) & (newton < hi), newton, secant)
+    return x[0], x[1]
 
 
 def summarise_regression(
