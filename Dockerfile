@@ -47,7 +47,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     XDG_CACHE_HOME=/tmp/.cache \
     DROPSERVE_MODELS_DIR=/models \
-    DROPSERVE_HOST=0.0.0.0
+    DROPSERVE_HOST=0.0.0.0 \
+    DROPSERVE_LOG_FORMAT=json
 
 COPY --from=builder /opt/venv /opt/venv
 # Default models, owned by root: the service user can read them but not change them.

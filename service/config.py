@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,9 +37,11 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="Largest request body; larger answers 413."
     )
     mc_chunk_elements: int = Field(
-        8_000_000,
+        2_097_152,
         ge=1024,
-        description="Bound on stacked activations per MC chunk (passes x rows x widest layer).",
+        description="Bound on stacked activations per MC chunk (passes x rows x widest layer); "
+        "the default, 4096 rows of a 512-wide layer, keeps a chunk in cache and peak memory at "
+        "about 9 bytes per element.",
     )
     inference_threads: int = Field(
         4, ge=1, description="Worker threads that run inference off the event loop."
@@ -77,6 +79,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS (empty: off)."
     )
     log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text (for a terminal) or json (one object per line; the "
+        "image sets json).",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a separate Prometheus listener; 0 serves /metrics on the main port.",
+    )
 
     @field_validator("admin_token", mode="before")
     @classmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -26,11 +27,23 @@ from service.engines import (
 )
 from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from service.inputs import Rows, encode_instances
+from service.observer import InferenceEvent, InferenceObserver, Mode, NullObserver, outcome_of
 from service.registry import LoadedModel, ModelRegistry
 
 __all__ = ["DataPlane", "Prediction", "Uncertainty"]
 
 T = TypeVar("T")
+
+
+def _require_finite(finite_rows: npt.ArrayLike) -> None:
+    """Refuse outputs that overflowed: a 200 carrying nulls for them would be silently wrong."""
+    bad = np.flatnonzero(~np.asarray(finite_rows, dtype=bool))
+    if bad.size:
+        raise InvalidInputError(
+            f"instances[{int(bad[0])}]: the model's output is not a finite number (its float32 "
+            "arithmetic overflowed); the feature values are far outside the range the model was "
+            "trained on, send values of a realistic magnitude"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,9 +70,16 @@ class Uncertainty:
 class DataPlane:
     """Runs inference for any protocol adapter."""
 
-    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        settings: Settings,
+        *,
+        observer: InferenceObserver | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.observer: InferenceObserver = observer or NullObserver()
         self.draining = False  # set on SIGTERM: readiness turns 503 while in-flight work ends
         self._limiter = anyio.CapacityLimiter(settings.inference_threads)
         self._inflight = 0
@@ -69,11 +89,24 @@ class DataPlane:
         """Inference requests running or waiting for a worker."""
         return self._inflight
 
-    async def _run(self, work: Callable[[float], T]) -> T:
+    @contextmanager
+    def _observed(self, model: LoadedModel, mode: Mode) -> Iterator[InferenceEvent]:
+        """An event for one request of `model`, reported to the observer however it ends."""
+        event = InferenceEvent(model=model.name, version=model.version, mode=mode)
+        try:
+            yield event
+        except BaseException as exc:
+            event.outcome = outcome_of(exc)
+            raise
+        finally:
+            self.observer.on_inference(event)
+
+    async def _run(self, work: Callable[[float], T], event: InferenceEvent) -> T:
         """Run `work(deadline)` on a worker thread within the queue bound and the timeout.
 
         The worker is not abandoned on timeout (its thread would keep the core busy outside the
         limiter's count); instead the engines check the monotonic `deadline` between chunks.
+        Queue time (waiting for a worker) and compute time (in the worker) go into `event`.
         """
         settings = self.settings
         capacity = settings.inference_threads + settings.max_queue
@@ -84,10 +117,22 @@ class DataPlane:
             )
         self._inflight += 1
         timeout = settings.request_timeout_s
+        submitted = time.perf_counter()
+        started: float | None = None
+        ended: float | None = None
+
+        def timed(deadline: float) -> T:
+            nonlocal started, ended
+            started = time.perf_counter()
+            try:
+                return work(deadline)
+            finally:
+                ended = time.perf_counter()
+
         try:
             with anyio.fail_after(timeout):
                 return await anyio.to_thread.run_sync(
-                    work, time.monotonic() + timeout, limiter=self._limiter
+                    timed, time.monotonic() + timeout, limiter=self._limiter
                 )
         except TimeoutError:
             raise RequestTimeoutError(
@@ -96,6 +141,11 @@ class DataPlane:
             ) from None
         finally:
             self._inflight -= 1
+            # Without a start the request timed out (or was cancelled) while it waited.
+            event.queue_s = (started or time.perf_counter()) - submitted
+            if started is not None and ended is not None:
+                event.compute_s = ended - started
+                self.observer.on_batch(event.model, event.version, event.mode, event.rows)
 
     def _rows(self, model: LoadedModel, instances: Rows) -> npt.NDArray[np.float64]:
         return encode_instances(instances, model.manifest.features, max_rows=self.settings.max_rows)
@@ -103,8 +153,11 @@ class DataPlane:
     async def predict(self, name: str, version: int | None, instances: Rows) -> Prediction:
         """Deterministic prediction through ONNX Runtime."""
         model = self.registry.get(name, version)
-        rows = self._rows(model, instances)
-        values = await self._run(lambda _deadline: model.deterministic.predict(rows))
+        with self._observed(model, "predict") as event:
+            rows = self._rows(model, instances)
+            event.rows = rows.shape[0]
+            values = await self._run(lambda _deadline: model.deterministic.predict(rows), event)
+            _require_finite(np.isfinite(values).all(axis=1))
         return Prediction(model=model, values=values)
 
     def check_mc_request(self, rows: int, samples: int, return_samples: bool) -> None:
@@ -138,20 +191,27 @@ class DataPlane:
     ) -> Uncertainty:
         """Monte-Carlo dropout: T stochastic passes in PyTorch, summarised per row."""
         model = self.registry.get(name, version)
-        rows = self._rows(model, instances)
         n_samples = self.settings.default_samples if samples is None else samples
-        self.check_mc_request(rows.shape[0], n_samples, return_samples)
-        # Without a seed the request still gets one, echoed back, so any answer can be replayed.
-        used_seed = secrets.randbelow(2**31) if seed is None else seed
+        with self._observed(model, "uncertainty") as event:
+            event.samples = n_samples
+            rows = self._rows(model, instances)
+            event.rows = rows.shape[0]
+            self.check_mc_request(rows.shape[0], n_samples, return_samples)
+            # Without a seed the request still gets one, echoed back, so any answer can be
+            # replayed.
+            used_seed = secrets.randbelow(2**31) if seed is None else seed
 
-        def work(deadline: float) -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
-            draws = model.mc.sample(rows, n_samples, used_seed, deadline=deadline)
-            if model.manifest.task == "classification":
-                return summarise_classification(draws), draws
-            tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
-            return summarise_regression(draws, tau, interval), draws
+            def work(
+                deadline: float,
+            ) -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
+                draws = model.mc.sample(rows, n_samples, used_seed, deadline=deadline)
+                _require_finite(torch.isfinite(draws).all(dim=2).all(dim=0).cpu().numpy())
+                if model.manifest.task == "classification":
+                    return summarise_classification(draws), draws
+                tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
+                return summarise_regression(draws, tau, interval), draws
 
-        summary, draws = await self._run(work)
+            summary, draws = await self._run(work, event)
         return Uncertainty(
             model=model,
             summary=summary,

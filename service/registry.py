@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,19 +59,25 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class ReloadReport:
-    """What a (re)load changed: `name/version` keys, and failures by bundle path."""
+    """What a (re)load changed: `name/version` keys, failures by bundle path, and the seconds
+    each newly loaded version took to verify, load and warm up."""
 
     loaded: list[str]
     unloaded: list[str]
     kept: list[str]
     failed: dict[str, str]
+    load_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class ModelRegistry:
-    """Discovers, verifies, loads and warms every bundle; answers lookups by name and version."""
+    """Discovers, verifies, loads and warms every bundle; answers lookups by name and version.
+
+    `on_reload`, when given, receives the report of every (re)load (for metrics).
+    """
 
     settings: Settings
+    on_reload: Callable[[ReloadReport], None] | None = None
     device: torch.device = field(init=False)
     _models: Table = field(default_factory=dict, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
@@ -115,6 +123,7 @@ class ModelRegistry:
             failed: dict[str, str] = {}
             loaded: list[str] = []
             kept: list[str] = []
+            load_seconds: dict[str, float] = {}
             for name, versions in found.items():
                 if name in self._unloaded and only is None:
                     continue
@@ -122,6 +131,7 @@ class ModelRegistry:
                     key = f"{name}/{version}"
                     old = current.get(name, {}).get(version)
                     model: LoadedModel | None
+                    began = time.perf_counter()
                     try:
                         model = self._refresh(path, old)
                     except DropserveError as exc:
@@ -136,6 +146,8 @@ class ModelRegistry:
                         continue
                     table.setdefault(name, {})[version] = model
                     (kept if model is old else loaded).append(key)
+                    if model is not old:
+                        load_seconds[key] = time.perf_counter() - began
             previous = {f"{n}/{v}" for n, versions in current.items() for v in versions}
             now = {f"{n}/{v}" for n, versions in table.items() for v in versions}
             self._models = {name: dict(sorted(v.items())) for name, v in sorted(table.items())}
@@ -147,7 +159,10 @@ class ModelRegistry:
                 unloaded=sorted(previous - now),
                 kept=sorted(kept),
                 failed=failed,
+                load_seconds=load_seconds,
             )
+        if self.on_reload is not None:
+            self.on_reload(report)
         for key in report.loaded:
             logger.info("loaded model %s on %s", key, self.device)
         for key in report.unloaded:

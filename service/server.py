@@ -18,17 +18,11 @@ from fastapi import FastAPI
 
 from service.api import create_app
 from service.config import Settings
+from service.observability import configure_logging
 
 __all__ = ["DrainingServer", "configure_logging", "serve"]
 
 logger = logging.getLogger(__name__)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 class DrainingServer(uvicorn.Server):
@@ -70,13 +64,17 @@ class DrainingServer(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    # uvicorn's records go through the same handler (log_config=None leaves logging to us);
+    # its access log is off because the app writes its own access line per request.
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
     DrainingServer(config, app, settings.drain_delay_s).run()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import torch
@@ -17,10 +17,12 @@ from service import __version__
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
 from service.api.routes import admin, health, inference, models
+from service.api.routes import metrics as metrics_route
 from service.api.security import ApiKeyMiddleware
 from service.api.v2 import router as open_inference_router
 from service.config import Settings
 from service.dataplane import DataPlane
+from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
 from service.registry import ModelRegistry
 
 __all__ = ["create_app"]
@@ -42,19 +44,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Models are loaded after the server starts listening, so liveness answers
     at once and readiness turns 200 when every bundle is loaded and warmed."""
     settings = settings or Settings()
+    metrics = Metrics()  # per app: apps built side by side (tests) never share counts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        registry = ModelRegistry(settings)
-        app.state.dataplane = DataPlane(registry, settings)
+        registry = ModelRegistry(settings, on_reload=metrics.observe_reload)
+        app.state.dataplane = DataPlane(registry, settings, observer=InferenceRecorder(metrics))
+        metrics.attach(app.state.dataplane)
+        exporter = ExitStack()
+        if settings.metrics_port:
+            exporter.enter_context(serve_metrics(metrics, settings.host, settings.metrics_port))
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
         loading.add_done_callback(_log_task_failure)
         hangup = _install_sighup_reload(registry)
         try:
             yield
         finally:
+            exporter.close()
             if hangup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if not loading.done():
@@ -66,8 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
     # Middleware runs outermost-last-added: CORS answers preflights before keys are checked,
-    # and keys are checked before a body is read.
+    # and keys are checked before a body is read; the access middleware, outermost, sees (and
+    # gives a request id to) every answer, the refusals of the others included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
@@ -77,11 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(AccessMiddleware, metrics=metrics, routes=app)
     install_error_handlers(app)
     for router in (health.router, models.router, inference.router, admin.router):
         app.include_router(router)
     app.include_router(open_inference_router)
+    if not settings.metrics_port:
+        app.include_router(metrics_route.router)
     return app
 
 

@@ -9,11 +9,13 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.error_handlers import error_content
+
 __all__ = ["BodyLimitMiddleware"]
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps(error_content(message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
-"""The one place where errors become HTTP responses: `{"error": "..."}` with the right status."""
+"""The one place where errors become HTTP responses: `{"error": "...", "request_id": "..."}`
+with the right status (the id is the one in the response's `X-Request-ID` header)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,26 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import DropserveError, UnauthorizedError
+from service.observability import current_request_id
 
-__all__ = ["error_body", "install_error_handlers", "validation_message"]
+__all__ = ["error_body", "error_content", "install_error_handlers", "validation_message"]
 
 logger = logging.getLogger(__name__)
 
 
+def error_content(message: str) -> dict[str, str]:
+    """The JSON error object: the message, and the request id when serving a request."""
+    request_id = current_request_id()
+    return (
+        {"error": message} if request_id is None else {"error": message, "request_id": request_id}
+    )
+
+
 def error_body(message: str, status: int, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+    request_id = current_request_id()
+    if request_id is not None:  # the access middleware sets it too, but not on a 500
+        headers["X-Request-ID"] = request_id
+    return JSONResponse(error_content(message), status_code=status, headers=headers or None)
 
 
 def _location(loc: Sequence[Any]) -> str:
@@ -76,15 +89,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_body(message, _protocol_status(request, status))
 
 
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         message = f"no route {request.method} {request.url.path}; see /docs for the API"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+    elif exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
+        # FastAPI's wording for a body its JSON decoder could not even start on.
+        message = (
+            "request body could not be parsed: send UTF-8 JSON without extreme nesting or "
+            "numbers thousands of digits long"
+        )
     else:
         message = str(exc.detail)
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    return error_body(message, exc.status_code, **(exc.headers or {}))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

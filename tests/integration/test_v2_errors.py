@@ -27,7 +27,8 @@ def features(**changes: Any) -> dict[str, Any]:
 def error_of(response: Any, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"}
+    assert set(body) == {"error", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
     message: str = body["error"]
     return message
 

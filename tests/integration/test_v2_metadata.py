@@ -27,7 +27,8 @@ REGRESSION_MC = [
 def error_of(response: object, status: int) -> str:
     assert response.status_code == status, response.text  # type: ignore[attr-defined]
     body = response.json()  # type: ignore[attr-defined]
-    assert set(body) == {"error"}
+    assert set(body) == {"error", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
     message: str = body["error"]
     return message
 
