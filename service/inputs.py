@@ -9,6 +9,7 @@ per-value Python checks.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -23,6 +24,8 @@ __all__ = ["Rows", "encode_instances"]
 Rows: TypeAlias = Sequence[Any] | npt.NDArray[Any]
 
 _PREVIEW = 12
+# A JSON integer past the largest float (about 1.8e308) cannot become a feature value.
+_FLOAT_MAX = sys.float_info.max
 
 
 def _feature_list(features: Sequence[str]) -> str:
@@ -36,6 +39,11 @@ def _bad_value(row: int, feature: str, value: Any) -> InvalidInputError:
         return InvalidInputError(
             f"instances[{row}], feature '{feature}': value must be a finite number, got {value}"
         )
+    if type(value) is int:  # past the float range; str() of it may itself be refused
+        return InvalidInputError(
+            f"instances[{row}], feature '{feature}': value must be a finite number, got an "
+            "integer too large for a 64-bit float"
+        )
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     return InvalidInputError(
         f"instances[{row}], feature '{feature}': value must be a number, got {shown}"
@@ -45,7 +53,7 @@ def _bad_value(row: int, feature: str, value: Any) -> InvalidInputError:
 def _is_number(value: Any) -> bool:
     # bool is an int subclass; a JSON true/false is not a feature value.
     kind = type(value)
-    return (kind is float and math.isfinite(value)) or kind is int
+    return (kind is float and math.isfinite(value)) or (kind is int and abs(value) <= _FLOAT_MAX)
 
 
 def _check_row_count(n_rows: int, max_rows: int | None) -> None:

@@ -84,6 +84,9 @@ def mixture_interval(
         x = samples.mean(dim=0) + torch.special.ndtri(q) * spread.sqrt()  # (2, rows, outputs)
     lo = (samples.amin(dim=0) - 10.0 * scale).expand_as(x).clone()
     hi = (samples.amax(dim=0) + 10.0 * scale).expand_as(x).clone()
+    # Start inside the bracket: for `level` within 1e-16 of 1, 1 - tail rounds to 1.0 and the
+    # Gaussian start is infinite, a point where the CDF error is exactly 0.
+    x = torch.minimum(torch.maximum(x, lo), hi)
     error_lo, error_hi = (-q).expand_as(x).clone(), (1.0 - q).expand_as(x).clone()
     density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
     for _ in range(_NEWTON_STEPS):

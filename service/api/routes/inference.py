@@ -18,7 +18,7 @@ from service.api.schemas import (
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503, 504)
 }
 
 

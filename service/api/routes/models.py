@@ -12,8 +12,7 @@ from service.api.schemas import ErrorResponse, ModelDetail, ModelList, ModelSumm
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
+    code: {"model": ErrorResponse} for code in (401, 404, 503)
 }
 
 

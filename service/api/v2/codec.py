@@ -101,7 +101,8 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     text = header_length.strip()
-    if not text.isascii() or not text.isdigit() or int(text) > len(body):
+    # No body has 19 digits of bytes, and int() refuses strings past 4300 digits.
+    if not text.isascii() or not text.isdigit() or len(text) > 18 or int(text) > len(body):
         raise InvalidInputError(
             f"Inference-Header-Content-Length is {header_length!r}; it must be the byte length "
             f"of the JSON header, at most the body's {len(body)} bytes"

@@ -33,7 +33,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 503, 504)
 }
 _INFER_BODY: dict[str, Any] = {
     "requestBody": {

@@ -122,7 +122,15 @@ def _labels(manifest: Manifest, index: npt.NDArray[np.int64]) -> npt.NDArray[np.
 
 def _fp32(tensor: torch.Tensor) -> npt.NDArray[np.float32]:
     # MC summaries may live on a GPU and are float64; the protocol outputs are FP32.
-    return tensor.detach().cpu().numpy().astype(np.float32)
+    with np.errstate(over="ignore"):
+        values = tensor.detach().cpu().numpy().astype(np.float32)
+    if not np.isfinite(values).all():  # sent as JSON it would be a silent null
+        raise InvalidInputError(
+            "an output is beyond the FP32 range of the protocol's tensors: the feature values "
+            "are far outside the range the model was trained on; send values of a realistic "
+            "magnitude (/v1 uncertainty answers in 64-bit floats)"
+        )
+    return values
 
 
 def prediction_tensors(result: Prediction) -> dict[str, npt.NDArray[np.generic]]:
