@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional
 
 from service.model import DropoutMLP, Standardizer
+from service.training.calibration import classification_calibration, regression_calibration
 from service.training.tau import fit_tau
 
 __all__ = ["Evaluation", "evaluate_classification", "evaluate_regression", "mc_outputs"]
@@ -56,7 +57,7 @@ def evaluate_regression(
     seed: int,
     prefix: str,
 ) -> Evaluation:
-    """RMSE of the deterministic and the MC-mean prediction, and the MC NLL with fitted tau.
+    """RMSEs (deterministic, MC mean), MC NLL with fitted tau, and the served intervals' coverage.
 
     RMSEs pool all outputs; `nll` averages the per-output negative log-likelihoods, each with its
     own tau, which is how the serving side treats outputs (independently).
@@ -67,13 +68,15 @@ def evaluate_regression(
     deterministic = standardizer.inverse_targets(scaled)
     samples = standardizer.inverse_targets(mc_outputs(network, x, passes, seed).double().numpy())
     fits = [fit_tau(targets[:, j], samples[:, :, j]) for j in range(targets.shape[1])]
+    tau = [fit.tau for fit in fits]
     return Evaluation(
         metrics={
             f"{prefix}_rmse": math.sqrt(float(np.mean((targets - deterministic) ** 2))),
             f"{prefix}_mc_rmse": math.sqrt(float(np.mean((targets - samples.mean(axis=0)) ** 2))),
             f"{prefix}_nll": -float(np.mean([fit.log_likelihood for fit in fits])),
+            **regression_calibration(targets, samples, tau, prefix),
         },
-        tau=[fit.tau for fit in fits],
+        tau=tau,
     )
 
 
@@ -87,7 +90,7 @@ def evaluate_classification(
     seed: int,
     prefix: str,
 ) -> Evaluation:
-    """Accuracy and mean cross-entropy (NLL), deterministic and of the mean MC probabilities."""
+    """Accuracy, NLL and ECE (15 bins), deterministic and of the mean MC probabilities."""
     x = torch.as_tensor(standardizer.features(features), dtype=torch.float32)
     y = torch.as_tensor(labels)
     with torch.no_grad():
@@ -101,5 +104,11 @@ def evaluate_classification(
             f"{prefix}_nll": float(functional.cross_entropy(logits, y)),
             f"{prefix}_mc_accuracy": float((mc_log_probs.argmax(dim=-1) == y).double().mean()),
             f"{prefix}_mc_nll": float(functional.nll_loss(mc_log_probs, y)),
+            **classification_calibration(
+                torch.softmax(logits.double(), dim=-1).numpy(),
+                mc_log_probs.exp().numpy(),
+                labels,
+                prefix,
+            ),
         }
     )

@@ -21,7 +21,7 @@ from service.training.options import TrainOptions
 from service.training.provenance import library_versions, onnx_fields
 from service.training.trainer import FitResult, fit
 
-__all__ = ["split_rows", "train_bundle"]
+__all__ = ["run_seeds", "split_rows", "train_bundle", "training_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,23 @@ def split_rows(
             "add rows or pass --validation-fraction 0"
         )
     return order[n_validation:], order[:n_validation]
+
+
+def run_seeds(seed: int) -> tuple[int, int, int, int]:
+    """The seeds that one `--seed` expands to: (split, initial weights, training, MC evaluation)."""
+    split, init, fit_, mc = (int(v) for v in np.random.SeedSequence(seed).generate_state(4))
+    return split, init, fit_, mc
+
+
+def training_split(
+    rows: int, fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The (train, validation) rows that `train_bundle` used for data of `rows` rows and `--seed`.
+
+    Lets a trained bundle be evaluated on exactly its held-out rows (`dropserve evaluate --rows
+    validation`).
+    """
+    return split_rows(rows, fraction, run_seeds(seed)[0])
 
 
 def _decays(options: TrainOptions, config: MLPConfig, rows: int) -> list[float]:
@@ -146,9 +163,7 @@ def train_bundle(options: TrainOptions) -> Manifest:
         ExportError: the ONNX graph does not reproduce PyTorch within tolerance.
     """
     data = load_csv(options.data, options.targets, options.features, options.task)
-    split_seed, init_seed, fit_seed, mc_seed = (
-        int(value) for value in np.random.SeedSequence(options.seed).generate_state(4)
-    )
+    split_seed, init_seed, fit_seed, mc_seed = run_seeds(options.seed)
     train_rows, validation_rows = split_rows(data.rows, options.validation_fraction, split_seed)
     n_outputs = len(data.classes) if data.classes is not None else len(data.target_names)
     config = options.network_config(len(data.feature_names), n_outputs)

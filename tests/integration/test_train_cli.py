@@ -106,6 +106,9 @@ def test_cli_trains_version_1_then_2_and_the_bundle_loads(
         "validation_rmse",
         "validation_mc_rmse",
         "validation_nll",
+        "validation_coverage_50",
+        "validation_coverage_90",
+        "validation_coverage_95",
     }
     training = manifest.training
     assert (training.rows_train, training.rows_validation) == (160, 40)

@@ -1,0 +1,186 @@
+"""The UCI benchmark runner: stacked training equals dropserve's, and a quick run end to end.
+
+Every data set here is made in tmp_path in the layout of ../shared/data/uci/<dataset>/; nothing
+reads the shared folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.uci import main
+from bench.uci_data import load_dataset, regenerate_splits
+from bench.uci_protocol import ProtocolSettings, run_splits
+from bench.uci_stacked import Stack, fit_tau_stacked, prior_decay, train_stacked
+from service.model import DropoutMLP, MLPConfig
+from service.training import fit, fit_tau, prior_weight_decay
+
+
+def network(seed: int, rate: float = 0.0, n_features: int = 3) -> DropoutMLP:
+    config = MLPConfig(n_features, 1, hidden=(8,), dropout=(rate,), input_dropout=rate)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DropoutMLP(config)
+
+
+def write_dataset(folder: Path, rows: int, *, with_index_files: bool, seed: int = 0) -> Path:
+    """A smooth 3-input regression problem as data.txt (+ index files like the shared ones)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, size=(rows, 3))
+    y = 3.0 * np.sin(x[:, 0]) + x[:, 1] * x[:, 2] + 0.3 * rng.normal(size=rows) + 10.0
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "data.txt", np.column_stack([x, y]), fmt="%.6f")
+    (folder / "dropout_rates.txt").write_text("0.01\n0.05\n")
+    (folder / "tau_values.txt").write_text("1.0\n4.0\n")
+    (folder / "n_hidden.txt").write_text("16\n")
+    if with_index_files:
+        (folder / "index_features.txt").write_text("0\n1\n2\n")
+        (folder / "index_target.txt").write_text("3\n")
+        (folder / "n_splits.txt").write_text("3\n")
+        for k, (train, test) in enumerate(regenerate_splits(rows, 3)):
+            np.savetxt(folder / f"index_train_{k}.txt", train, fmt="%d")
+            np.savetxt(folder / f"index_test_{k}.txt", test, fmt="%d")
+    return folder
+
+
+def test_stacked_training_without_dropout_reproduces_dropserve_fit() -> None:
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(100, 3)), dtype=torch.float32)
+    y = torch.as_tensor(rng.normal(size=(100, 1)), dtype=torch.float32)
+    reference = network(seed=5)
+    stack = Stack.from_networks([network(seed=5), network(seed=6)], torch.device("cpu"))
+    decays = [1e-3, 2e-3]
+    fit(
+        reference,
+        (x, y),
+        None,
+        epochs=4,
+        batch_size=32,
+        learning_rate=1e-2,
+        decays=decays,
+        patience=0,
+        seed=11,
+    )
+    train_stacked(
+        stack,
+        torch.stack([x, x]),
+        torch.stack([y, y]),
+        torch.tensor([decays, decays]),
+        epochs=4,
+        batch_size=32,
+        learning_rate=1e-2,
+        seed=11,
+    )
+    trained = stack.network(0)
+    for ours, theirs in zip(trained.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    # ...and the second model, started elsewhere, trained on its own.
+    assert not torch.allclose(stack.network(1).linears[0].weight, trained.linears[0].weight)
+
+
+def test_stacked_masks_drop_at_each_models_rate() -> None:
+    networks = [network(seed=1, rate=0.0), network(seed=1, rate=0.5)]
+    stack = Stack.from_networks(networks, torch.device("cpu"))
+    ones = torch.ones(2, 4000, 3)
+    passes = stack.mc_passes(ones, 3, torch.Generator().manual_seed(0), 1 << 20)
+    plain = networks[0](ones[0], stochastic=False)[:, 0]
+    torch.testing.assert_close(passes[0], plain.expand(3, -1))  # p = 0: every pass identical
+    assert passes[1].std() > 0.1
+
+
+def test_stacked_tau_fit_equals_the_one_model_fit() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(3, 40)) * np.array([[0.1], [1.0], [30.0]])
+    samples = y[:, None, :] + rng.normal(size=(3, 25, 40)) * np.array([[[0.5]], [[0.3]], [[9.0]]])
+    taus, values = fit_tau_stacked(torch.as_tensor(y), torch.as_tensor(samples))
+    for m in range(3):
+        expected = fit_tau(y[m], samples[m])
+        assert taus[m].item() == pytest.approx(expected.tau, rel=1e-6)
+        assert values[m].item() == pytest.approx(expected.log_likelihood, rel=1e-9)
+
+
+def test_prior_decay_is_dropserves() -> None:
+    assert prior_decay(1e-2, 0.05, 0.1, 742) == prior_weight_decay(1e-2, 0.05, [0.1], 742)[0]
+
+
+def test_regenerated_splits_follow_the_published_rule() -> None:
+    splits = regenerate_splits(10, 2)
+    np.random.seed(1)
+    for train, test in splits:
+        order = np.random.choice(range(10), 10, replace=False)
+        assert train.tolist() == order[:9].tolist()
+        assert test.tolist() == order[9:].tolist()
+
+
+def test_missing_index_files_are_regenerated(tmp_path: Path) -> None:
+    with_files = load_dataset(write_dataset(tmp_path / "a", 60, with_index_files=True))
+    without = load_dataset(write_dataset(tmp_path / "b", 60, with_index_files=False))
+    assert not with_files.regenerated_splits
+    assert without.regenerated_splits
+    assert len(without.splits) == 20
+    for (train_a, test_a), (train_b, test_b) in zip(
+        with_files.splits, without.splits[:3], strict=True
+    ):
+        np.testing.assert_array_equal(train_a, train_b)
+        np.testing.assert_array_equal(test_a, test_b)
+    np.testing.assert_array_equal(with_files.x, without.x)
+
+
+def test_protocol_scores_are_finite_and_pick_from_the_grid(tmp_path: Path) -> None:
+    dataset = load_dataset(write_dataset(tmp_path / "toy", 120, with_index_files=True))
+    settings = ProtocolSettings(
+        epochs=30, validation_samples=20, test_samples=50, protocol_selection=True
+    )
+    results = run_splits(dataset, [0, 2], settings, torch.device("cpu"))
+    assert [r.split for r in results] == [0, 2]
+    for result in results:
+        assert math.isfinite(result.rmse)
+        assert math.isfinite(result.log_likelihood)
+        assert result.dropout in dataset.dropout_rates
+        assert result.prior_tau in dataset.tau_values
+        assert result.tau > 0
+        assert result.protocol is not None
+        assert math.isfinite(result.protocol.log_likelihood)
+        assert result.protocol.prior_tau in dataset.tau_values
+
+
+def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
+    data_dir = tmp_path / "uci"
+    write_dataset(data_dir / "toy", 150, with_index_files=True)
+    write_dataset(data_dir / "unseen", 100, with_index_files=False, seed=1)
+    out = tmp_path / "results" / "quick"
+    argv = ["--data-dir", str(data_dir), "--quick", "--epochs", "20", "--out", str(out), "--quiet"]
+    assert main([*argv, "--datasets", "toy", "--protocol-selection"]) == 0
+    assert main([*argv, "--datasets", "unseen"]) == 0  # merged into the same results
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert set(report["datasets"]) == {"toy", "unseen"}
+    for entry in report["datasets"].values():
+        assert entry["splits"] == 1
+        assert all(math.isfinite(v) for pair in entry["summary"].values() for v in pair)
+    assert report["datasets"]["unseen"]["regenerated_splits"] is True
+    assert "protocol_rmse" in report["datasets"]["toy"]["summary"]
+    table = out.with_suffix(".md").read_text()
+    assert "| toy | 1 | 20 |" in table
+    assert "--quick" in table
+
+
+def test_the_runner_needs_only_torch_and_numpy() -> None:
+    # The GPU script runs on machines with torch but without the serving stack.
+    blocked = ["pydantic", "pydantic_settings", "fastapi", "onnx", "onnxruntime", "safetensors"]
+    code = (
+        f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+        "import bench.uci, bench.uci_protocol\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
