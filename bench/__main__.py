@@ -1,0 +1,44 @@
+"""`python -m bench [SUITE ...] [--quick]`: the performance suite behind `make bench`.
+
+Suites: `engine` (MC engine vs naive loop vs GEMM floor), `http` (a real server under wrk beside
+the HTTP floor and the naive server). With no suite named, both run. Each prints a table and
+`RATIO <name> <value>` lines and merges its results into bench/results/<date>-<machine>.json.
+The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m bench.soak`) take minutes
+to hours and run on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from bench import engine, http_bench
+
+SUITES: dict[str, Callable[[Sequence[str] | None], int]] = {
+    "engine": engine.main,
+    "http": http_bench.main,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "suites", nargs="*", metavar="SUITE", help=f"{', '.join(SUITES)}; default: all"
+    )
+    parser.add_argument("--quick", action="store_true", help="the short smoke run (bench-quick)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.suites if name not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    flags = [flag for flag, on in (("--quick", args.quick), ("--no-save", args.no_save)) if on]
+    status = 0
+    for name in args.suites or list(SUITES):
+        print(f"== bench {name}", flush=True)
+        status |= SUITES[name](flags)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

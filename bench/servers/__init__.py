@@ -1,0 +1,1 @@
+"""Reference servers the HTTP benchmark measures dropserve against, all on this machine."""
