@@ -9,7 +9,12 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import Bundle
-from service.engines.mc_kernel import PreparedNetwork, mc_forward, prepare_network
+from service.engines.mc_kernel import (
+    PreparedNetwork,
+    SegmentMasks,
+    mc_forward,
+    prepare_network,
+)
 from service.errors import RequestTimeoutError
 
 __all__ = ["MCDropoutEngine"]
@@ -64,11 +69,24 @@ class MCDropoutEngine:
             CPU tensor (samples, rows, outputs): original-unit regression outputs, or softmax
             probabilities for classification.
         """
+        return self.sample_segments(
+            features, [(features.shape[0], seed)], samples, deadline=deadline
+        )
+
+    def sample_segments(
+        self,
+        features: npt.NDArray[np.float64],
+        segments: list[tuple[int, int]],
+        samples: int,
+        *,
+        deadline: float | None = None,
+    ) -> torch.Tensor:
+        """Passes over rows stacked from several requests, each segment (rows, seed) with its
+        own masks: a segment's draws are those it would get alone (see SegmentMasks)."""
         network = self._network
         if network is None:
             raise RuntimeError("MCDropoutEngine.sample called before load()")
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed)
+        masks = SegmentMasks(segments, len(network.weights), self.device)
         x = torch.as_tensor(features, dtype=torch.float32).to(self.device)
         x = (x - self._x_mean) / self._x_std
         step = self.chunk_passes(x.shape[0])
@@ -80,8 +98,7 @@ class MCDropoutEngine:
                         f"Monte-Carlo dropout stopped after {start} of {samples} passes: the "
                         "request timeout passed; ask for fewer samples or rows"
                     )
-                passes = min(step, samples - start)
-                out = mc_forward(network, x, passes, generator)
+                out = mc_forward(network, x, min(step, samples - start), masks)
                 if self._classification:
                     out = torch.softmax(out, dim=-1)
                 else:

@@ -13,6 +13,7 @@ What makes it fast (measured on a 2-core CPU; see bench/engine.py):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +22,21 @@ from torch import nn
 
 from service.model import DropoutMLP
 
-__all__ = ["LANE_LEVELS", "PreparedNetwork", "draw_keep_mask", "mc_forward", "prepare_network"]
+__all__ = [
+    "LANE_LEVELS",
+    "MaskFn",
+    "PreparedNetwork",
+    "SegmentMasks",
+    "draw_keep_mask",
+    "mc_forward",
+    "prepare_network",
+]
 
 LANE_LEVELS = 1 << 16
 _WORD_LOW, _WORD_HIGH = -(1 << 63), (1 << 63) - 1
 
-MaskFn = Callable[[tuple[int, ...], float], torch.Tensor]
+# (layer index, shape (passes * rows, width), rate) -> boolean keep mask of that shape
+MaskFn = Callable[[int, tuple[int, ...], float], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -56,9 +66,12 @@ def draw_keep_mask(
     shape: tuple[int, ...], rate: float, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
     """A boolean keep mask with P(keep) = 1 - round(rate * 65536) / 65536, one lane per element."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
+    return _keep(_random_lanes(count, generator, device)[:count].view(shape), rate)
+
+
+def _random_lanes(count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """At least `count` uniform int16 lanes (whole 64-bit words, each split into four lanes)."""
     words = torch.randint(
         _WORD_LOW,
         _WORD_HIGH,
@@ -67,30 +80,74 @@ def draw_keep_mask(
         dtype=torch.int64,
         device=device,
     )
-    lanes = words.view(torch.int16)[:count].view(shape)
+    return words.view(torch.int16)
+
+
+def _keep(lanes: torch.Tensor, rate: float) -> torch.Tensor:
     # int16 lanes are uniform on [-32768, 32767]; the lowest round(rate * 65536) levels drop.
     return lanes >= round(rate * LANE_LEVELS) - LANE_LEVELS // 2
 
 
-def mc_forward(
-    net: PreparedNetwork,
-    x: torch.Tensor,
-    passes: int,
-    generator: torch.Generator,
-    mask_fn: MaskFn | None = None,
-) -> torch.Tensor:
+class _LaneStream:
+    """One generator's lanes as a stream: lanes left over from a word are used by the next draw,
+    so the lanes a request sees do not depend on how its passes are split into chunks."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self._generator = torch.Generator(device=device)
+        self._generator.manual_seed(seed)
+        self._device = device
+        self._left = torch.empty(0, dtype=torch.int16, device=device)
+
+    def take(self, count: int) -> torch.Tensor:
+        fresh = max(0, count - self._left.numel())
+        if not fresh:
+            lanes = self._left
+        elif self._left.numel():
+            lanes = torch.cat([self._left, _random_lanes(fresh, self._generator, self._device)])
+        else:
+            lanes = _random_lanes(fresh, self._generator, self._device)
+        lanes, self._left = lanes[:count], lanes[count:]
+        return lanes
+
+
+class SegmentMasks:
+    """Masks for a stack of row segments (one per request), each with its own seed.
+
+    Every (segment, layer) pair draws from its own generator, in pass order. So a segment's
+    masks depend only on its seed, not on the other segments stacked with it nor on how the
+    passes are chunked: a request gets the same masks alone, batched, or chunked differently.
+    """
+
+    def __init__(self, segments: list[tuple[int, int]], layers: int, device: torch.device):
+        """`segments` are (rows, seed) pairs in stacking order; `layers` affine layers."""
+        self._rows = [rows for rows, _ in segments]
+        # Distinct, reproducible streams per layer; 2**61 - 1 is prime, so layers never collide.
+        self._streams = [
+            [
+                _LaneStream((seed * 1_000_003 + layer) % (2**61 - 1), device)
+                for layer in range(layers)
+            ]
+            for _, seed in segments
+        ]
+
+    def __call__(self, layer: int, shape: tuple[int, ...], rate: float) -> torch.Tensor:
+        total = sum(self._rows)
+        passes, width = shape[0] // total, shape[1]
+        parts = [
+            _keep(streams[layer].take(passes * rows * width), rate).view(passes, rows, width)
+            for rows, streams in zip(self._rows, self._streams, strict=True)
+        ]
+        mask = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return mask.reshape(shape)
+
+
+def mc_forward(net: PreparedNetwork, x: torch.Tensor, passes: int, masks: MaskFn) -> torch.Tensor:
     """`passes` stochastic passes over standardised rows `x`; returns (passes, rows, outputs).
 
-    `mask_fn(shape, rate)` replaces the bulk-bit masks (tests use it to share masks with a
-    reference implementation).
+    `masks(layer, shape, rate)` supplies the keep masks (SegmentMasks when serving; tests share
+    masks with a reference implementation through it).
     """
     rows = x.shape[0]
-
-    def mask(shape: tuple[int, ...], rate: float) -> torch.Tensor:
-        if mask_fn is not None:
-            return mask_fn(shape, rate)
-        return draw_keep_mask(shape, rate, generator, x.device)
-
     weights, biases, rates = net.weights, net.biases, net.rates
     last = len(weights) - 1
     if rates[0] == 0.0:
@@ -105,7 +162,7 @@ def mc_forward(
     for index in range(start, last + 1):
         rate = rates[index]
         if rate > 0.0:
-            h = h * mask(tuple(h.shape), rate)
+            h = h * masks(index, tuple(h.shape), rate)
         h = torch.addmm(biases[index], h, weights[index])
         if index < last:
             h = net.activation(h)

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from service.engines.mc_kernel import LANE_LEVELS, draw_keep_mask, mc_forward, prepare_network
+from service.engines.mc_kernel import (
+    LANE_LEVELS,
+    SegmentMasks,
+    draw_keep_mask,
+    mc_forward,
+    prepare_network,
+)
 from service.model import DropoutMLP
 from service.model.mlp import DropoutStyle
 from tests.factories import make_config, make_network
@@ -51,13 +57,13 @@ def test_kernel_equals_the_definition_on_the_same_masks(
     masks: list[torch.Tensor] = []
     source = torch.Generator().manual_seed(2)
 
-    def record(shape: tuple[int, ...], rate: float) -> torch.Tensor:
+    def record(layer: int, shape: tuple[int, ...], rate: float) -> torch.Tensor:
         mask = torch.rand(shape, generator=source) >= rate
         masks.append(mask)
         return mask
 
     with torch.inference_mode():
-        fast = mc_forward(prepare_network(network, CPU), x, 7, source, mask_fn=record)
+        fast = mc_forward(prepare_network(network, CPU), x, 7, record)
         slow = reference(network, x, 7, masks)
     assert fast.shape == (7, 5, 2)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
@@ -105,9 +111,7 @@ def test_kernel_statistics_match_the_model_reference(style: DropoutStyle) -> Non
     x = torch.randn(3, config.n_features, generator=torch.Generator().manual_seed(0))
     passes = 20_000
     with torch.inference_mode():
-        fast = mc_forward(
-            prepare_network(network, CPU), x, passes, torch.Generator().manual_seed(1)
-        )
+        fast = mc_forward(prepare_network(network, CPU), x, passes, SegmentMasks([(3, 1)], 3, CPU))
         slow = network.mc_forward(x, passes, torch.Generator().manual_seed(2))
     for out in (fast, slow):
         assert out.shape == (passes, 3, 1)
@@ -121,5 +125,20 @@ def test_no_dropout_means_no_variance() -> None:
     config = make_config(hidden=(8,), dropout=(0.0,), input_dropout=0.0)
     network = make_network(config, seed=0)
     x = torch.randn(4, config.n_features)
-    out = mc_forward(prepare_network(network, CPU), x, 50, torch.Generator().manual_seed(0))
+    out = mc_forward(prepare_network(network, CPU), x, 50, SegmentMasks([(4, 0)], 2, CPU))
     assert float(out.var(dim=0).max()) == 0.0
+
+
+def test_a_segment_gets_the_same_masks_alone_or_stacked_and_in_any_chunking() -> None:
+    config = make_config(hidden=(16, 16), dropout=(0.2, 0.3), input_dropout=0.1)
+    prepared = prepare_network(make_network(config, seed=1), CPU)
+    rows = torch.randn(5, config.n_features, generator=torch.Generator().manual_seed(3))
+    alone = mc_forward(prepared, rows[2:4], 12, SegmentMasks([(2, 77)], 3, CPU))
+    stacked_masks = SegmentMasks([(2, 5), (2, 77), (1, 9)], 3, CPU)
+    stacked = mc_forward(prepared, torch.cat([rows[:2], rows[2:4], rows[4:]]), 12, stacked_masks)
+    torch.testing.assert_close(stacked[:, 2:4], alone, rtol=1e-6, atol=1e-6)
+    chunked_masks = SegmentMasks([(2, 77)], 3, CPU)
+    chunks = [mc_forward(prepared, rows[2:4], n, chunked_masks) for n in (5, 4, 3)]
+    torch.testing.assert_close(torch.cat(chunks), alone, rtol=1e-6, atol=1e-6)
+    other = mc_forward(prepared, rows[2:4], 12, SegmentMasks([(2, 78)], 3, CPU))
+    assert not torch.allclose(other, alone)
