@@ -1,8 +1,9 @@
 """`python -m bench [SUITE ...] [--quick]`: the performance suite behind `make bench`.
 
 Suites: `engine` (MC engine vs naive loop vs GEMM floor), `http` (a real server under wrk beside
-the HTTP floor and the naive server). With no suite named, both run. Each prints a table and
-`RATIO <name> <value>` lines and merges its results into bench/results/<date>-<machine>.json.
+the HTTP floor and the naive server), `batching` (dynamic batching off vs on). With no suite
+named, all run. Each prints a table and `RATIO <name> <value>` lines and merges its results
+into bench/results/<date>-<machine>.json.
 The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m bench.soak`) take minutes
 to hours and run on their own.
 """
@@ -18,6 +19,7 @@ from bench import engine, http_bench
 SUITES: dict[str, Callable[[Sequence[str] | None], int]] = {
     "engine": engine.main,
     "http": http_bench.main,
+    "batching": http_bench.main_batching,
 }
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from bench.models import BENCH_MODELS, write_bundle
 from bench.report import print_ratios, print_table, save_results
 
-__all__ = ["WORKLOADS", "main", "run"]
+__all__ = ["WORKLOADS", "main", "main_batching", "run", "run_batching"]
 
 REPO = Path(__file__).resolve().parents[1]
 LUA = """
@@ -241,6 +241,75 @@ def run(quick: bool = False) -> dict[str, Any]:
     print()
     print_ratios(ratios)
     return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
+
+
+BATCHING_WORKLOAD = Workload("B1", "large", "uncertainty", 1, 100)
+
+
+def run_batching(quick: bool = False) -> dict[str, Any]:
+    """Single-row T=100 uncertainty requests on the large model at concurrency 32, dynamic
+    batching off and on, in the same run."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench batching needs wrk: apt-get install --no-install-recommends wrk")
+    seconds = 3.0 if quick else 10.0
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        models = work / "models"
+        write_bundle(models, BENCH_MODELS["large"])
+        script = work / "post.lua"
+        script.write_text(LUA)
+        body = work / "body.json"
+        body.write_bytes(BATCHING_WORKLOAD.body())
+        command = [
+            sys.executable,
+            "-m",
+            "service",
+            "serve",
+            "--port",
+            "{port}",
+            "--models-dir",
+            str(models),
+            "--log-level",
+            "warning",
+        ]
+        for batching in ("false", "true"):
+            env = {
+                "DROPSERVE_TORCH_THREADS": "1",
+                "DROPSERVE_DEVICE": "cpu",
+                "DROPSERVE_BATCHING": batching,
+            }
+            with _server(command, env, work / f"batching-{batching}.log") as url:
+                target = f"{url}/v1/models/large/uncertainty"
+                _wrk(target, body, script, 4, 1.0)
+                stats = _wrk(target, body, script, 32, seconds)
+                rows.append({"batching": batching, **stats})
+                print(f"  batching={batching}: {stats['rps']:.0f} req/s", flush=True)
+    print_table(
+        ["batching", "req/s", "p50 ms", "p99 ms", "errors"],
+        [[r["batching"], r["rps"], r["p50_ms"], r["p99_ms"], int(r["errors"])] for r in rows],
+    )
+    off, on = rows
+    ratios = {
+        "batching_throughput_on_vs_off": on["rps"] / off["rps"],
+        "batching_p99_on_vs_off": on["p99_ms"] / off["p99_ms"],
+    }
+    print()
+    print_ratios(ratios)
+    return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
+
+
+def main_batching(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench batching", description=run_batching.__doc__
+    )
+    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    args = parser.parse_args(argv)
+    results = run_batching(quick=args.quick)
+    if not args.no_save:
+        print(f"results: {save_results('batching', results)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )
+    batching: bool = Field(
+        False,
+        description="Dynamic batching: requests for the same model, mode and T that arrive "
+        "within the batch window run as one engine call (seeded MC requests always run alone).",
+    )
+    batch_max_delay_ms: float = Field(
+        2.0, ge=0, description="Longest a request waits for others to join its batch (ms)."
+    )
+    batch_max_rows: int = Field(256, ge=1, description="Rows at which a batch runs at once.")
     max_queue: int = Field(
         64,
         ge=0,

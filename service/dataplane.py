@@ -10,14 +10,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from service.batching import BatchFn, BatchItem, MicroBatcher
 from service.config import Settings
 from service.engines import (
     ClassificationSummary,
@@ -83,6 +84,11 @@ class DataPlane:
         self.draining = False  # set on SIGTERM: readiness turns 503 while in-flight work ends
         self._limiter = anyio.CapacityLimiter(settings.inference_threads)
         self._inflight = 0
+        self._batcher: MicroBatcher[Any] | None = (
+            MicroBatcher(settings.batch_max_delay_ms / 1000.0, settings.batch_max_rows)
+            if settings.batching
+            else None
+        )
 
     @property
     def inflight(self) -> int:
@@ -101,23 +107,33 @@ class DataPlane:
         finally:
             self.observer.on_inference(event)
 
-    async def _run(self, work: Callable[[float], T], event: InferenceEvent) -> T:
-        """Run `work(deadline)` on a worker thread within the queue bound and the timeout.
-
-        The worker is not abandoned on timeout (its thread would keep the core busy outside the
-        limiter's count); instead the engines check the monotonic `deadline` between chunks.
-        Queue time (waiting for a worker) and compute time (in the worker) go into `event`.
-        """
-        settings = self.settings
-        capacity = settings.inference_threads + settings.max_queue
+    @contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """Count one request in flight, or refuse it beyond the queue bound (503)."""
+        capacity = self.settings.inference_threads + self.settings.max_queue
         if self._inflight >= capacity:
             raise OverloadedError(
                 f"the server is at capacity ({self._inflight} inference requests in flight, "
                 f"limit {capacity}); retry after a moment"
             )
         self._inflight += 1
-        timeout = settings.request_timeout_s
-        submitted = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+
+    async def _execute(
+        self, work: Callable[[float], T], events: list[InferenceEvent], submitted: list[float]
+    ) -> T:
+        """Run `work(deadline)` on a worker thread within the request timeout.
+
+        The worker is not abandoned on timeout (its thread would keep the core busy outside the
+        limiter's count); instead the engines check the monotonic `deadline` between chunks.
+        Each request's queue time (since it was submitted) and the shared compute time go into
+        its event; the executed batch is reported once.
+        """
+        timeout = self.settings.request_timeout_s
+        remaining = timeout - (time.perf_counter() - min(submitted))
         started: float | None = None
         ended: float | None = None
 
@@ -130,9 +146,9 @@ class DataPlane:
                 ended = time.perf_counter()
 
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(max(remaining, 0.0)):
                 return await anyio.to_thread.run_sync(
-                    timed, time.monotonic() + timeout, limiter=self._limiter
+                    timed, time.monotonic() + remaining, limiter=self._limiter
                 )
         except TimeoutError:
             raise RequestTimeoutError(
@@ -140,12 +156,16 @@ class DataPlane:
                 "(or raise DROPSERVE_REQUEST_TIMEOUT_S)"
             ) from None
         finally:
-            self._inflight -= 1
-            # Without a start the request timed out (or was cancelled) while it waited.
-            event.queue_s = (started or time.perf_counter()) - submitted
-            if started is not None and ended is not None:
-                event.compute_s = ended - started
-                self.observer.on_batch(event.model, event.version, event.mode, event.rows)
+            # Without a start the requests timed out (or were cancelled) while they waited.
+            start = started or time.perf_counter()
+            for event, since in zip(events, submitted, strict=True):
+                event.queue_s = start - since
+                if started is not None and ended is not None:
+                    event.compute_s = ended - started
+            if started is not None and ended is not None and events:
+                first = events[0]
+                rows = sum(event.rows for event in events)
+                self.observer.on_batch(first.model, first.version, first.mode, rows)
 
     def _rows(self, model: LoadedModel, instances: Rows) -> npt.NDArray[np.float64]:
         return encode_instances(instances, model.manifest.features, max_rows=self.settings.max_rows)
@@ -156,9 +176,45 @@ class DataPlane:
         with self._observed(model, "predict") as event:
             rows = self._rows(model, instances)
             event.rows = rows.shape[0]
-            values = await self._run(lambda _deadline: model.deterministic.predict(rows), event)
-            _require_finite(np.isfinite(values).all(axis=1))
+            values = await self._predict(model, rows, event)
         return Prediction(model=model, values=values)
+
+    async def _predict(
+        self, model: LoadedModel, rows: npt.NDArray[np.float64], event: InferenceEvent
+    ) -> npt.NDArray[np.float64]:
+        with self._admitted():
+            if self._batcher is None:
+                values = await self._execute(
+                    lambda _deadline: model.deterministic.predict(rows),
+                    [event],
+                    [time.perf_counter()],
+                )
+                _require_finite(np.isfinite(values).all(axis=1))
+            else:
+                key = ("predict", model.name, model.version)
+                item = _Request(rows=rows, event=event)
+                values = await self._batcher.submit(key, item, self._predict_batch(model))
+        return values
+
+    def _predict_batch(self, model: LoadedModel) -> BatchFn[Any]:
+        async def run(items: list[BatchItem[Any]]) -> list[Any]:
+            requests = [item for item in items if isinstance(item, _Request)]
+            stacked = np.concatenate([item.rows for item in requests])
+            values = await self._execute(
+                lambda _deadline: model.deterministic.predict(stacked),
+                [item.event for item in requests],
+                [item.submitted for item in requests],
+            )
+            results: list[Any] = []
+            for part in _split(values, requests):
+                try:
+                    _require_finite(np.isfinite(part).all(axis=1))
+                    results.append(part)
+                except InvalidInputError as exc:
+                    results.append(exc)
+            return results
+
+        return run
 
     def check_mc_request(self, rows: int, samples: int, return_samples: bool) -> None:
         """Apply the configured bounds on T, on rows x T, and on returning raw samples."""
@@ -189,7 +245,12 @@ class DataPlane:
         interval: float = 0.95,
         return_samples: bool = False,
     ) -> Uncertainty:
-        """Monte-Carlo dropout: T stochastic passes in PyTorch, summarised per row."""
+        """Monte-Carlo dropout: T stochastic passes in PyTorch, summarised per row.
+
+        A request without a seed gets one, echoed back, so any answer can be replayed; with
+        batching on it shares a forward with others but keeps masks drawn from its own seed.
+        A seeded request always runs alone, so replaying it is exact to the last bit.
+        """
         model = self.registry.get(name, version)
         n_samples = self.settings.default_samples if samples is None else samples
         with self._observed(model, "uncertainty") as event:
@@ -197,27 +258,76 @@ class DataPlane:
             rows = self._rows(model, instances)
             event.rows = rows.shape[0]
             self.check_mc_request(rows.shape[0], n_samples, return_samples)
-            # Without a seed the request still gets one, echoed back, so any answer can be
-            # replayed.
-            used_seed = secrets.randbelow(2**31) if seed is None else seed
-
-            def work(
-                deadline: float,
-            ) -> tuple[RegressionSummary | ClassificationSummary, torch.Tensor]:
-                draws = model.mc.sample(rows, n_samples, used_seed, deadline=deadline)
-                _require_finite(torch.isfinite(draws).all(dim=2).all(dim=0).cpu().numpy())
-                if model.manifest.task == "classification":
-                    return summarise_classification(draws), draws
-                tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
-                return summarise_regression(draws, tau, interval), draws
-
-            summary, draws = await self._run(work, event)
+            request = _Request(
+                rows=rows,
+                seed=secrets.randbelow(2**31) if seed is None else seed,
+                event=event,
+                interval=interval,
+            )
+            run = self._uncertainty_batch(model, n_samples)
+            with self._admitted():
+                if self._batcher is None or seed is not None:
+                    (result,) = await run([request])
+                    if isinstance(result, BaseException):
+                        raise result
+                else:
+                    key = ("uncertainty", model.name, model.version, n_samples)
+                    result = await self._batcher.submit(key, request, run)
+        summary, draws = result
         return Uncertainty(
             model=model,
             summary=summary,
             samples=n_samples,
-            seed=used_seed,
+            seed=request.seed,
             interval=interval,
             device=str(model.mc.device),
             draws=draws if return_samples else None,
         )
+
+    def _uncertainty_batch(self, model: LoadedModel, samples: int) -> BatchFn[Any]:
+        classification = model.manifest.task == "classification"
+        tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
+
+        def summarise(request: _Request, draws: torch.Tensor) -> Any:
+            _require_finite(torch.isfinite(draws).all(dim=2).all(dim=0).cpu().numpy())
+            if classification:
+                return summarise_classification(draws), draws
+            return summarise_regression(draws, tau, request.interval), draws
+
+        async def run(items: list[BatchItem[Any]]) -> list[Any]:
+            requests = [item for item in items if isinstance(item, _Request)]
+            stacked = np.concatenate([item.rows for item in requests])
+            segments = [(item.rows.shape[0], item.seed) for item in requests]
+
+            def work(deadline: float) -> list[Any]:
+                draws = model.mc.sample_segments(stacked, segments, samples, deadline=deadline)
+                results: list[Any] = []
+                offset = 0
+                for request in requests:
+                    part = draws[:, offset : offset + request.rows.shape[0]]
+                    offset += request.rows.shape[0]
+                    try:
+                        results.append(summarise(request, part))
+                    except InvalidInputError as exc:
+                        results.append(exc)
+                return results
+
+            return await self._execute(
+                work, [item.event for item in requests], [item.submitted for item in requests]
+            )
+
+        return run
+
+
+@dataclass
+class _Request(BatchItem[Any]):
+    """A request as the data plane batches it: rows, seed, its metrics event and parameters."""
+
+    event: InferenceEvent = field(default_factory=lambda: InferenceEvent("", 0, "predict"))
+    interval: float = 0.95
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+def _split(values: npt.NDArray[np.float64], requests: list[_Request]) -> list[Any]:
+    bounds = np.cumsum([item.rows.shape[0] for item in requests])[:-1]
+    return list(np.split(values, bounds))

@@ -245,7 +245,7 @@ def test_a_timeout_is_counted_with_its_compute_time(
         raise RequestTimeoutError("stopped after 0 of 10000 passes")
 
     for client in make_client(toy_models_dir, request_timeout_s=0.5):
-        monkeypatch.setattr(MCDropoutEngine, "sample", slow)  # after the warm-up
+        monkeypatch.setattr(MCDropoutEngine, "sample_segments", slow)  # after the warm-up
         request = {"instances": [ROW] * 4, "samples": 10_000}
         assert client.post("/v1/models/toyreg/uncertainty", json=request).status_code == 504
         metrics = scrape(client)

@@ -1,0 +1,158 @@
+"""Dynamic batching: requests are grouped, each gets its own rows back, seeds stay exact."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+import torch
+
+from service.batching import BatchItem, MicroBatcher
+from service.config import Settings
+from service.dataplane import DataPlane
+from service.observer import InferenceEvent
+from service.registry import ModelRegistry
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.events: list[InferenceEvent] = []
+
+    def on_inference(self, event: InferenceEvent) -> None:
+        self.events.append(event)
+
+    def on_batch(self, model: str, version: int, mode: str, rows: int) -> None:
+        self.batches.append(rows)
+
+
+def _dataplane(models_dir: Path, **overrides: Any) -> tuple[DataPlane, Recording]:
+    settings = Settings(models_dir=models_dir, warmup_rounds=0, **overrides)
+    registry = ModelRegistry(settings)
+    registry.load_all()
+    recording = Recording()
+    return DataPlane(registry, settings, observer=recording), recording
+
+
+ROWS = np.random.default_rng(0).normal(size=(8, 3)).round(3).tolist()
+
+
+def test_batcher_groups_requests_and_returns_each_its_own_rows() -> None:
+    calls: list[int] = []
+
+    async def double(items: list[BatchItem[Any]]) -> list[Any]:
+        calls.append(sum(item.rows.shape[0] for item in items))
+        stacked = np.concatenate([item.rows for item in items]) * 2
+        bounds = np.cumsum([item.rows.shape[0] for item in items])[:-1]
+        return list(np.split(stacked, bounds))
+
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.05, max_rows=100)
+        return await asyncio.gather(
+            *(
+                batcher.submit("k", BatchItem(rows=np.full((i + 1, 2), float(i))), double)
+                for i in range(5)
+            )
+        )
+
+    results = asyncio.run(scenario())
+    assert calls == [15]  # 1 + 2 + 3 + 4 + 5 rows, one call
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result, np.full((i + 1, 2), 2.0 * i))
+
+
+def test_batcher_flushes_at_max_rows_and_isolates_failures() -> None:
+    calls: list[int] = []
+
+    async def picky(items: list[BatchItem[Any]]) -> list[Any]:
+        calls.append(len(items))
+        return [ValueError("odd") if item.seed % 2 else item.seed for item in items]
+
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=10.0, max_rows=2)
+        jobs = [
+            batcher.submit("k", BatchItem(rows=np.zeros((1, 1)), seed=i), picky) for i in range(4)
+        ]
+        return await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), timeout=5)
+
+    results = asyncio.run(scenario())
+    assert calls == [2, 2]  # full batches ran at once, not after the 10 s window
+    assert results[0] == 0
+    assert results[2] == 2
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[3], ValueError)
+
+
+def test_batched_predictions_equal_unbatched(toy_models_dir: Path) -> None:
+    plain, _ = _dataplane(toy_models_dir)
+    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        alone = [await plain.predict("toyreg", 1, [row]) for row in ROWS]
+        together = await asyncio.gather(*(batched.predict("toyreg", 1, [row]) for row in ROWS))
+        return alone, list(together)
+
+    alone, together = anyio.run(scenario)
+    assert recording.batches == [8]
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(b.values, a.values, rtol=1e-6)
+    assert {event.rows for event in recording.events} == {1}
+
+
+def test_batched_uncertainty_keeps_each_requests_own_seed(toy_models_dir: Path) -> None:
+    plain, _ = _dataplane(toy_models_dir)
+    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        together = await asyncio.gather(
+            *(batched.uncertainty("toyreg", 2, [row], samples=200) for row in ROWS)
+        )
+        replayed = [
+            await plain.uncertainty("toyreg", 2, [row], samples=200, seed=result.seed)
+            for row, result in zip(ROWS, together, strict=True)
+        ]
+        return list(together), replayed
+
+    together, replayed = anyio.run(scenario)
+    assert recording.batches == [8]
+    assert len({result.seed for result in together}) == 8
+    for batched_result, alone in zip(together, replayed, strict=True):
+        torch.testing.assert_close(batched_result.summary.mean, alone.summary.mean)
+        torch.testing.assert_close(batched_result.summary.variance, alone.summary.variance)
+
+
+def test_seeded_requests_run_alone_and_replay_exactly(toy_models_dir: Path) -> None:
+    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                *(batched.uncertainty("toyreg", 2, ROWS[:2], samples=50, seed=7) for _ in range(3))
+            )
+        )
+
+    results = anyio.run(scenario)
+    assert recording.batches == [2, 2, 2]
+    for other in results[1:]:
+        assert torch.equal(other.summary.mean, results[0].summary.mean)
+        assert torch.equal(other.summary.upper, results[0].summary.upper)
+
+
+@pytest.mark.parametrize("mode", ["predict", "uncertainty"])
+def test_requests_of_different_models_never_share_a_batch(toy_models_dir: Path, mode: str) -> None:
+    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+
+    async def call(name: str, version: int) -> Any:
+        if mode == "predict":
+            return await batched.predict(name, version, ROWS[:1])
+        return await batched.uncertainty(name, version, ROWS[:1], samples=20)
+
+    async def scenario() -> None:
+        await asyncio.gather(call("toyreg", 1), call("toyreg", 2), call("toycls", 1))
+
+    anyio.run(scenario)
+    assert sorted(recording.batches) == [1, 1, 1]
