@@ -89,6 +89,30 @@ def _encode_array(
     return matrix
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _encode_number_lists(
+    instances: Sequence[Any], n_features: int
+) -> npt.NDArray[np.float64] | None:
+    """The common case in C speed: every row a list of `n_features` finite ints or floats.
+
+    Returns None whenever anything is off, and the per-value path below then finds the first
+    problem and names it.
+    """
+    if not all(type(row) is list and len(row) == n_features for row in instances):
+        return None
+    if not {type(value) for row in instances for value in row} <= _NUMBER_TYPES:
+        return None  # bool, str, None, nested lists: the slow path says which and where
+    try:
+        matrix = np.array(instances, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
 def encode_instances(
     instances: Rows, features: Sequence[str], *, max_rows: int | None = None
 ) -> npt.NDArray[np.float64]:
@@ -110,6 +134,9 @@ def encode_instances(
         raise InvalidInputError("instances must be a list of rows")
     n_rows, n_features = len(instances), len(features)
     _check_row_count(n_rows, max_rows)
+    fast = _encode_number_lists(instances, n_features)
+    if fast is not None:
+        return fast
     index = {name: i for i, name in enumerate(features)}
     matrix = np.empty((n_rows, n_features), dtype=np.float64)
     for r, row in enumerate(instances):

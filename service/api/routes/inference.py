@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.deps import DataPlaneDep
+from service.api.fast_json import JSONRoute
 from service.api.responses import predict_response, uncertainty_response
 from service.api.schemas import (
     ErrorResponse,
@@ -16,7 +17,7 @@ from service.api.schemas import (
     UncertaintyResponse,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["inference"])
+router = APIRouter(prefix="/v1/models", tags=["inference"], route_class=JSONRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503, 504)
 }

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.deps import RegistryDep, SettingsDep
+from service.api.fast_json import JSONRoute
 from service.api.responses import model_detail
 from service.api.schemas import ErrorResponse, ModelDetail, ModelList, ModelSummary
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=JSONRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 503)
 }

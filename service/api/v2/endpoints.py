@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.api.deps import DataPlaneDep, RegistryDep
+from service.api.fast_json import JSONRoute
 from service.api.schemas import ErrorResponse
 from service.api.v2.codec import HEADER_LENGTH, EncodedResponse
 from service.api.v2.inference import infer
@@ -31,7 +32,7 @@ from service.errors import NotReadyError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=JSONRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 503, 504)
 }
