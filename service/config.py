@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of a separate Prometheus listener; 0 serves /metrics on the main port.",
     )
+    ui: bool = Field(
+        True,
+        description="Serve the playground page at / and /ui/ (a model's prediction and its "
+        "uncertainty in the browser); false answers 404 there.",
+    )
 
     @field_validator("admin_token", mode="before")
     @classmethod

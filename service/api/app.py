@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
-from service.api.routes import admin, health, inference, models
+from service.api.routes import admin, health, inference, models, ui
 from service.api.routes import metrics as metrics_route
 from service.api.security import ApiKeyMiddleware
 from service.api.v2 import router as open_inference_router
@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open_inference_router)
     if not settings.metrics_port:
         app.include_router(metrics_route.router)
+    if settings.ui:
+        app.include_router(ui.router)
     return app
 
 

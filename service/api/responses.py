@@ -122,6 +122,7 @@ def model_detail(model: LoadedModel, versions: list[int], settings: Settings) ->
         architecture=manifest.architecture.model_dump(),
         tau=manifest.tau,
         metrics=manifest.metrics,
+        examples=manifest.examples or [list(manifest.normalization.feature_mean)],
         created_at=manifest.created_at.isoformat(),
         onnx=manifest.onnx.model_dump(),
         limits=Limits(

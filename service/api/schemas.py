@@ -150,6 +150,11 @@ class ModelDetail(BaseModel):
     architecture: dict[str, Any]
     tau: list[float] | None
     metrics: dict[str, float]
+    examples: list[list[float]] = Field(
+        description="Rows to try the model with, raw units in feature order: held-out "
+        "validation rows recorded at training time or, for a bundle trained before they were "
+        "recorded, one row of the training means of the features."
+    )
     created_at: str
     onnx: dict[str, Any]
     limits: Limits

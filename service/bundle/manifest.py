@@ -28,6 +28,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+MAX_EXAMPLES = 16
 
 
 class _Strict(BaseModel):
@@ -104,6 +105,13 @@ class Manifest(_Strict):
         default=None, description="observation noise precision per output (regression)"
     )
     metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+    # Optional so that bundles written before examples were recorded still load.
+    examples: list[list[FiniteFloat]] | None = Field(
+        default=None,
+        max_length=MAX_EXAMPLES,
+        description="a few held-out validation rows (training rows when none were held out), "
+        "raw units in feature order, for clients to try the model with",
+    )
     training: TrainingInfo
     onnx: OnnxInfo
     library_versions: dict[str, str]
@@ -118,6 +126,8 @@ class Manifest(_Strict):
         norm = self.normalization
         if len(norm.feature_mean) != n_features or len(norm.feature_std) != n_features:
             raise ValueError(f"normalization must have {n_features} feature statistics")
+        if any(len(row) != n_features for row in self.examples or []):
+            raise ValueError(f"every example row must have {n_features} values")
         if len(self.architecture.dropout) != len(self.architecture.hidden):
             raise ValueError("architecture needs one dropout rate per hidden layer")
         if self.task == "classification":

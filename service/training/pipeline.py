@@ -25,6 +25,9 @@ __all__ = ["run_seeds", "split_rows", "train_bundle", "training_split"]
 
 logger = logging.getLogger(__name__)
 
+# Rows recorded in the manifest for clients to try the model with (the playground prefills them).
+EXAMPLE_ROWS = 8
+
 
 def split_rows(
     rows: int, fraction: float, seed: int
@@ -85,6 +88,12 @@ def _evaluate(
     return evaluate_regression(network, standardizer, features, targets, **kwargs)
 
 
+def _example_rows(data: TrainingData, rows: npt.NDArray[np.int64]) -> list[list[float]]:
+    # The first of `rows`, already in shuffled order: no random numbers are drawn, so recording
+    # examples leaves the weights of a seeded run byte for byte as they were.
+    return [[float(v) for v in data.features[r]] for r in rows[:EXAMPLE_ROWS]]
+
+
 def _training_tensors(
     data: TrainingData, standardizer: Standardizer, rows: npt.NDArray[np.int64]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +114,7 @@ def _manifest_fields(
     decays: list[float],
     rows: tuple[int, int],
     exported: ExportResult,
+    examples: list[list[float]],
 ) -> dict[str, Any]:
     return {
         "name": options.name,
@@ -122,6 +132,7 @@ def _manifest_fields(
         "normalization": dataclasses.asdict(standardizer),
         "tau": evaluation.tau,
         "metrics": {"train_loss": result.kept.train_loss, **evaluation.metrics},
+        "examples": examples,
         "training": {
             "data_file": data.file_name,
             "data_sha256": data.sha256,
@@ -224,6 +235,7 @@ def train_bundle(options: TrainOptions) -> Manifest:
         decays,
         (len(train_rows), len(validation_rows)),
         exported,
+        _example_rows(data, validation_rows if len(validation_rows) else train_rows),
     )
     manifest = save_bundle(options.models_dir, fields, network, exported.onnx_bytes)
     logger.info(

@@ -112,6 +112,9 @@ def test_cli_trains_version_1_then_2_and_the_bundle_loads(
     }
     training = manifest.training
     assert (training.rows_train, training.rows_validation) == (160, 40)
+    assert manifest.examples is not None  # held-out rows for clients to try, raw units
+    assert len(manifest.examples) == 8
+    assert all(len(row) == 3 for row in manifest.examples)
     assert training.data_file == "d.csv"
     assert training.epochs == 15
     assert training.tau_samples == 30
@@ -173,6 +176,8 @@ def test_without_validation_rows_tau_is_fitted_on_training_rows(
     assert {"train_rmse", "train_mc_rmse", "train_nll"} <= set(manifest.metrics)
     assert not any(key.startswith("validation") for key in manifest.metrics)
     assert "fitted on the 60 training rows" in caplog.text
+    assert manifest.examples is not None
+    assert len(manifest.examples) == 8, "training rows stand in for the missing held-out rows"
 
 
 def test_classification_stores_classes_and_accuracy(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from service.bundle import Bundle, load_bundle
+from service.training import load_csv
+from service.training.pipeline import training_split
 
 REPO = Path(__file__).resolve().parents[2]
 CONCRETE_FEATURES = [
@@ -57,3 +59,16 @@ def test_default_bundle_records_the_shipped_data_file(name: str) -> None:
     assert hashlib.sha256(data.read_bytes()).hexdigest() == manifest.training.data_sha256
     size = sum(f.stat().st_size for f in (REPO / "models" / name / "1").iterdir())
     assert size < 200_000, "default bundles are committed: keep them small"
+
+
+@pytest.mark.parametrize("name", ["concrete", "digits"])
+def test_default_bundle_examples_are_its_held_out_rows(name: str) -> None:
+    manifest = bundle(name).manifest
+    training = manifest.training
+    data = load_csv(
+        REPO / "data" / training.data_file, manifest.targets, manifest.features, manifest.task
+    )
+    assert training.validation_fraction is not None
+    _, validation = training_split(data.rows, training.validation_fraction, training.seed)
+    assert manifest.examples == data.features[validation[: len(manifest.examples or [])]].tolist()
+    assert 1 <= len(manifest.examples or []) <= 16

@@ -32,6 +32,7 @@ def test_needs_nothing_outside_the_clone(script: Path) -> None:
     text = script.read_text(encoding="utf-8")
     assert "shared" not in text, ".ci/run must work from a bare clone, without ../shared"
     assert "apt-get install -y --no-install-recommends docker-compose" in text
+    assert "apt-get install -y --no-install-recommends chromium" in text
 
 
 @pytest.mark.parametrize("exit_code", [0, 1, 5])
@@ -52,12 +53,15 @@ def test_runs_make_test_and_passes_on_its_status(
     )
     fake_compose = bin_dir / "docker-compose"
     fake_compose.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
-    for fake in (fake_make, fake_compose):
+    fake_chromium = bin_dir / "chromium"
+    fake_chromium.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    for fake in (fake_make, fake_compose, fake_chromium):
         fake.chmod(0o755)
     bash = require_program("bash")
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{Path(bash).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "CI": "true",
+        "DROPSERVE_CHROMIUM": str(fake_chromium),
     }
     result = subprocess.run(
         [bash, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False

@@ -124,6 +124,14 @@ def _drop_tau(data: dict[str, Any]) -> None:
     data["tau"] = None
 
 
+def _example_of_the_wrong_width(data: dict[str, Any]) -> None:
+    data["examples"] = [[1.0] * (len(data["features"]) + 1)]
+
+
+def _too_many_examples(data: dict[str, Any]) -> None:
+    data["examples"] = [[1.0] * len(data["features"])] * 17
+
+
 @pytest.mark.parametrize(
     ("change", "detail"),
     [
@@ -131,6 +139,8 @@ def _drop_tau(data: dict[str, Any]) -> None:
         (_drop_training, "training: Field required"),
         (_add_extra_field, "colour: Extra inputs are not permitted"),
         (_drop_tau, "needs tau"),
+        (_example_of_the_wrong_width, "every example row must have 3 values"),
+        (_too_many_examples, "examples: List should have at most 16 items"),
     ],
 )
 def test_manifest_violating_the_schema_is_refused(
@@ -138,6 +148,12 @@ def test_manifest_violating_the_schema_is_refused(
 ) -> None:
     edit_manifest(bundle_path, change)
     refused(bundle_path, bundle_path / MANIFEST_FILE, "invalid manifest", detail)
+
+
+def test_examples_are_optional_and_load_when_present(bundle_path: Path) -> None:
+    assert load_bundle(bundle_path).manifest.examples is None  # as in bundles written before
+    edit_manifest(bundle_path, lambda data: data.update(examples=[[1.0, -2.5, 3.0]]))
+    assert load_bundle(bundle_path).manifest.examples == [[1.0, -2.5, 3.0]]
 
 
 def test_manifest_whose_version_differs_from_its_folder_is_refused(bundle_path: Path) -> None:
