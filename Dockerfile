@@ -8,10 +8,13 @@
 # at an index with CUDA builds of that version, e.g.
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 -t dropserve:cuda .
 # (PyPI itself, https://pypi.org/simple, also serves CUDA builds of torch for Linux.)
+# DROPSERVE_EXTRAS adds optional dependency groups; the KubeRay image (deploy/ray/) has Ray Serve:
+#   docker build --build-arg DROPSERVE_EXTRAS=ray -t dropserve:ray .
 
 FROM python:3.11-slim AS builder
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG DROPSERVE_EXTRAS=""
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
@@ -27,7 +30,7 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" -c constraints.t
 
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install --no-cache-dir -c constraints.txt . \
+RUN pip install --no-cache-dir -c constraints.txt ".${DROPSERVE_EXTRAS:+[${DROPSERVE_EXTRAS}]}" \
     && python -c "import service, torch; print('torch', torch.__version__)"
 
 

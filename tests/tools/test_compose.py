@@ -64,7 +64,11 @@ def gpu(compose: dict[str, Any]) -> dict[str, Any]:
     return service
 
 
-@pytest.mark.parametrize("profile_args", [[], ["--profile", "gpu"]], ids=["default", "gpu"])
+@pytest.mark.parametrize(
+    "profile_args",
+    [[], ["--profile", "gpu"], ["--profile", "scale"]],
+    ids=["default", "gpu", "scale"],
+)
 def test_docker_compose_accepts_the_file(
     profile_args: list[str],
     repo_root: Path,
@@ -113,7 +117,7 @@ def test_cpu_service(cpu: dict[str, Any]) -> None:
     assert "profiles" not in cpu, "the CPU service starts with a plain `docker compose up`"
 
 
-@pytest.mark.parametrize("name", ["dropserve", "dropserve-gpu"])
+@pytest.mark.parametrize("name", ["dropserve", "dropserve-gpu", "dropserve-replica"])
 def test_services_are_hardened(name: str, compose: dict[str, Any], repo_root: Path) -> None:
     service = compose["services"][name]
     assert service["restart"] == "unless-stopped"
@@ -128,7 +132,7 @@ def test_services_are_hardened(name: str, compose: dict[str, Any], repo_root: Pa
     assert "env_file" not in service, "docker-compose config fails when an env_file is missing"
 
 
-@pytest.mark.parametrize("name", ["dropserve", "dropserve-gpu"])
+@pytest.mark.parametrize("name", ["dropserve", "dropserve-gpu", "dropserve-replica"])
 def test_healthcheck_asks_for_readiness(name: str, compose: dict[str, Any]) -> None:
     test = compose["services"][name]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"], "slim images have no curl: use python's urllib"
