@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )
+    inline_max_macs: int = Field(
+        100_000,
+        ge=0,
+        description="Predict requests of at most this many multiply-adds (rows x network size) "
+        "run on the event loop: cheaper than the hop to a worker thread (0: always a worker).",
+    )
     batching: bool = Field(
         False,
         description="Dynamic batching: requests for the same model, mode and T that arrive "

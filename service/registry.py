@@ -6,6 +6,7 @@ old one and swaps the reference, so a request that already holds a `LoadedModel`
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -44,6 +45,13 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def macs_per_row(self) -> int:
+        """Multiply-adds of one deterministic forward of one row (the cost of a predict row)."""
+        arch = self.manifest.architecture
+        widths = [len(self.manifest.features), *arch.hidden, self.manifest.n_outputs]
+        return sum(a * b for a, b in itertools.pairwise(widths))
 
     @property
     def version(self) -> int:

@@ -89,7 +89,9 @@ def test_batcher_flushes_at_max_rows_and_isolates_failures() -> None:
 
 def test_batched_predictions_equal_unbatched(toy_models_dir: Path) -> None:
     plain, _ = _dataplane(toy_models_dir)
-    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+    batched, recording = _dataplane(
+        toy_models_dir, batching=True, batch_max_delay_ms=50, inline_max_macs=0
+    )
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         alone = [await plain.predict("toyreg", 1, [row]) for row in ROWS]
@@ -144,7 +146,9 @@ def test_seeded_requests_run_alone_and_replay_exactly(toy_models_dir: Path) -> N
 
 @pytest.mark.parametrize("mode", ["predict", "uncertainty"])
 def test_requests_of_different_models_never_share_a_batch(toy_models_dir: Path, mode: str) -> None:
-    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+    batched, recording = _dataplane(
+        toy_models_dir, batching=True, batch_max_delay_ms=50, inline_max_macs=0
+    )
 
     async def call(name: str, version: int) -> Any:
         if mode == "predict":
@@ -156,3 +160,28 @@ def test_requests_of_different_models_never_share_a_batch(toy_models_dir: Path, 
 
     anyio.run(scenario)
     assert sorted(recording.batches) == [1, 1, 1]
+
+
+def test_tiny_predictions_run_inline_and_larger_ones_on_a_worker(
+    toy_models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataplane, recording = _dataplane(toy_models_dir, inline_max_macs=16 * 3 + 16)
+    hops: list[object] = []
+    original = anyio.to_thread.run_sync
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        hops.append(args[0])
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+
+    async def scenario() -> None:
+        await dataplane.predict("toyreg", 1, ROWS[:1])  # 1 row x 64 multiply-adds: inline
+        assert hops == []
+        await dataplane.predict("toyreg", 1, ROWS[:2])  # 2 rows: over the bound, a worker
+        assert len(hops) == 1
+
+    anyio.run(scenario)
+    assert recording.events[0].queue_s == 0.0
+    assert recording.events[0].compute_s is not None
+    assert recording.batches == [1, 2]

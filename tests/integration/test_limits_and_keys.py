@@ -81,7 +81,8 @@ def _dataplane(models_dir: Path, **overrides: Any) -> DataPlane:
 def test_requests_beyond_the_queue_bound_get_503(
     toy_models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dataplane = _dataplane(toy_models_dir, inference_threads=1, max_queue=1)
+    # inline_max_macs=0: even these tiny requests go through the worker queue under test.
+    dataplane = _dataplane(toy_models_dir, inference_threads=1, max_queue=1, inline_max_macs=0)
     release = threading.Event()
     original = OnnxEngine.predict
 

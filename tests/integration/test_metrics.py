@@ -276,7 +276,11 @@ def test_an_overloaded_request_is_reported_without_queue_or_compute_time(
     toy_models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(
-        models_dir=toy_models_dir, warmup_rounds=0, inference_threads=1, max_queue=0
+        models_dir=toy_models_dir,
+        warmup_rounds=0,
+        inference_threads=1,
+        max_queue=0,
+        inline_max_macs=0,  # the tiny request must queue for the (blocked) worker
     )
     registry = ModelRegistry(settings)
     registry.load_all()
