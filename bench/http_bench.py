@@ -124,7 +124,7 @@ def _wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) -
         "wrk",
         "-t1",
         f"-c{concurrency}",
-        f"-d{seconds:g}s",
+        f"-d{round(seconds)}s",
         "--timeout",
         "30s",
         "-s",
@@ -152,7 +152,7 @@ def _wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) -
 def run(quick: bool = False) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench http needs wrk: apt-get install --no-install-recommends wrk")
-    seconds = 3.0 if quick else 10.0
+    seconds = 2.0 if quick else 10.0
     warmup = 1.0 if quick else 3.0
     python = sys.executable
     uvicorn_args = ["--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
@@ -251,7 +251,7 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
     batching off and on, in the same run."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench batching needs wrk: apt-get install --no-install-recommends wrk")
-    seconds = 3.0 if quick else 10.0
+    seconds = 2.0 if quick else 10.0
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -303,7 +303,7 @@ def main_batching(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench batching", description=run_batching.__doc__
     )
-    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
+    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 10 s")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     results = run_batching(quick=args.quick)
@@ -314,7 +314,7 @@ def main_batching(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
+    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 10 s")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)
