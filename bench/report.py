@@ -60,7 +60,12 @@ def print_ratios(ratios: dict[str, float]) -> None:
 
 
 def save_results(suite: str, payload: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
-    """Merge `payload` under `suite` into bench/results/<date>-<machine>.json."""
+    """Merge `payload` under `suite` into bench/results/<date>-<machine>.json.
+
+    A quick run is filed as `<suite>-quick`, so it never replaces a full run's numbers.
+    """
+    if payload.get("quick"):
+        suite = f"{suite}-quick"
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     path = results_dir / f"{day}-{machine_slug()}.json"
     results_dir.mkdir(parents=True, exist_ok=True)
