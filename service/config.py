@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -44,10 +45,24 @@ class Settings(BaseSettings):
         "about 9 bytes per element.",
     )
     inference_threads: int = Field(
-        4, ge=1, description="Worker threads that run inference off the event loop."
+        0,
+        ge=0,
+        description="Worker threads that run inference off the event loop (0: one per CPU core).",
     )
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0: torch default).")
-    onnx_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: default).")
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="torch intra-op threads per worker (0: torch's default, all cores). With one "
+        "worker per core, one thread each keeps the cores busy without oversubscribing them.",
+    )
+    onnx_threads: int = Field(
+        1, ge=0, description="ONNX Runtime intra-op threads per session (0: its default)."
+    )
+
+    @property
+    def workers(self) -> int:
+        """Inference worker threads in effect."""
+        return self.inference_threads or os.cpu_count() or 1
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )

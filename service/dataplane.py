@@ -82,7 +82,7 @@ class DataPlane:
         self.settings = settings
         self.observer: InferenceObserver = observer or NullObserver()
         self.draining = False  # set on SIGTERM: readiness turns 503 while in-flight work ends
-        self._limiter = anyio.CapacityLimiter(settings.inference_threads)
+        self._limiter = anyio.CapacityLimiter(settings.workers)
         self._inflight = 0
         self._batcher: MicroBatcher[Any] | None = (
             MicroBatcher(settings.batch_max_delay_ms / 1000.0, settings.batch_max_rows)
@@ -110,7 +110,7 @@ class DataPlane:
     @contextmanager
     def _admitted(self) -> Iterator[None]:
         """Count one request in flight, or refuse it beyond the queue bound (503)."""
-        capacity = self.settings.inference_threads + self.settings.max_queue
+        capacity = self.settings.workers + self.settings.max_queue
         if self._inflight >= capacity:
             raise OverloadedError(
                 f"the server is at capacity ({self._inflight} inference requests in flight, "
