@@ -1,0 +1,125 @@
+"""`dropserve serve`: the HTTP server, alone or as Ray Serve replicas."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from service.cli.common import DEFAULT, SubParsers
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+__all__ = ["add_serve"]
+
+
+def add_serve(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve every bundle under the models folder over HTTP",
+        description="Serve the newest version of every bundle under --models-dir (older versions "
+        "stay addressable). Flags override the DROPSERVE_* environment variables; an unset flag "
+        "leaves the environment's value (or the default) in force.",
+    )
+    # Defaults are None so that an unset flag never overrides DROPSERVE_* from the environment.
+    parser.add_argument("--host", default=None, help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="TCP port (8000)")
+    parser.add_argument("--models-dir", type=Path, default=None, help="bundle folder (models)")
+    parser.add_argument(
+        "--device", default=None, help="MC-dropout device: auto, cpu, cuda or cuda:N (auto)"
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=None, help="(info)"
+    )
+    ray = parser.add_argument_group(
+        "Ray Serve", "scale out over a Ray cluster (needs the `ray` extra: dropserve[ray])"
+    )
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve through Ray Serve's HTTP proxy on --host/--port, one process per replica",
+    )
+    ray.add_argument("--replicas", type=int, default=1, help="Serve replicas" + DEFAULT)
+    ray.add_argument(
+        "--replica-cpus", type=float, default=1.0, help="CPUs reserved per replica" + DEFAULT
+    )
+    ray.add_argument(
+        "--replica-gpus",
+        type=float,
+        default=0.0,
+        help="GPUs reserved per replica (0.5: two share one); MC dropout runs on it" + DEFAULT,
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join (`local` starts a new one; default: RAY_ADDRESS, a running "
+        "local cluster, or a new one)",
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.config import get_settings
+    from service.server import serve
+
+    try:
+        settings = get_settings(
+            host=args.host,
+            port=args.port,
+            models_dir=args.models_dir,
+            device=args.device,
+            log_level=args.log_level,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        print(f"dropserve serve: error: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    if args.ray:
+        return _serve_on_ray(args, settings)
+    ray_only = {
+        "--replicas": 1,
+        "--replica-cpus": 1.0,
+        "--replica-gpus": 0.0,
+        "--ray-address": None,
+    }
+    misplaced = [
+        f for f, unset in ray_only.items() if getattr(args, f[2:].replace("-", "_")) != unset
+    ]
+    if misplaced:
+        print(
+            f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
+        )
+        return 2
+    serve(settings)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from service import ray_serve
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "ray":
+            raise
+        print(
+            "dropserve serve: error: --ray needs Ray Serve, which is not installed; install "
+            "dropserve[ray], e.g. pip install -c constraints.txt 'dropserve[ray]'",
+            file=sys.stderr,
+        )
+        return 2
+    # The replicas read DROPSERVE_* from their own environment; the flags given here win.
+    overrides = {"device": args.device, "log_level": args.log_level}
+    ray_serve.run(
+        settings,
+        {key: value for key, value in overrides.items() if value is not None},
+        replicas=args.replicas,
+        replica_cpus=args.replica_cpus,
+        replica_gpus=args.replica_gpus,
+        address=args.ray_address,
+    )
+    return 0
