@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     def workers(self) -> int:
         """Inference worker threads in effect."""
         return self.inference_threads or os.cpu_count() or 1
+
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )
