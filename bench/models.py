@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnx
-import onnxruntime
 import torch
 
-from service import __version__
 from service.bundle import Bundle, load_bundle, save_bundle
 from service.export import export_onnx
 from service.model import DropoutMLP, MLPConfig, Standardizer
+from service.training.provenance import library_versions, onnx_fields
 
 __all__ = ["BENCH_MODELS", "BenchModel", "write_bundle"]
 
@@ -58,18 +56,11 @@ def write_bundle(models_dir: Path, model: BenchModel, seed: int = 0) -> Bundle:
         "targets": [f"y{i}" for i in range(config.n_outputs)] if regression else ["label"],
         "classes": None if regression else [str(i) for i in range(config.n_outputs)],
         "architecture": {
-            "hidden": list(config.hidden),
-            "dropout": list(config.dropout),
-            "input_dropout": config.input_dropout,
-            "style": config.style,
-            "activation": config.activation,
+            key: value
+            for key, value in config.to_dict().items()
+            if key not in {"n_features", "n_outputs", "task"}
         },
-        "normalization": {
-            "feature_mean": list(scaler.feature_mean),
-            "feature_std": list(scaler.feature_std),
-            "target_mean": list(scaler.target_mean) if scaler.target_mean else None,
-            "target_std": list(scaler.target_std) if scaler.target_std else None,
-        },
+        "normalization": dataclasses.asdict(scaler),
         "tau": [1.0] * config.n_outputs if regression else None,
         "training": {
             "data_file": "random",
@@ -82,20 +73,8 @@ def write_bundle(models_dir: Path, model: BenchModel, seed: int = 0) -> Bundle:
             "weight_decay": 0.0,
             "seed": seed,
         },
-        "onnx": {
-            "opset": export.opset,
-            "input_name": export.input_name,
-            "output_names": export.output_names,
-            "parity_max_error": export.parity_max_error,
-            "parity_tolerance": export.parity_tolerance,
-        },
-        "library_versions": {
-            "dropserve": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-        },
+        "onnx": onnx_fields(export),
+        "library_versions": library_versions(),
     }
     manifest = save_bundle(models_dir, fields, network, export.onnx_bytes)
     return load_bundle(models_dir / manifest.name / str(manifest.version))

@@ -7,19 +7,19 @@ with `save_bundle` exactly as the training command would save it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnx
-import onnxruntime
 import torch
 
 from service.bundle import save_bundle
 from service.export import ExportResult, export_onnx
 from service.model import DropoutMLP, MLPConfig, Standardizer
 from service.model.mlp import Activation, DropoutStyle, Task
+from service.training.provenance import library_versions, onnx_fields
 
 __all__ = [
     "CLASSES",
@@ -113,18 +113,11 @@ def manifest_fields(
         "targets": [f"y{i}" for i in range(config.n_outputs)] if regression else ["species"],
         "classes": None if regression else list(CLASSES[: config.n_outputs]),
         "architecture": {
-            "hidden": list(config.hidden),
-            "dropout": list(config.dropout),
-            "input_dropout": config.input_dropout,
-            "style": config.style,
-            "activation": config.activation,
+            key: value
+            for key, value in config.to_dict().items()
+            if key not in {"n_features", "n_outputs", "task"}
         },
-        "normalization": {
-            "feature_mean": list(norm.feature_mean),
-            "feature_std": list(norm.feature_std),
-            "target_mean": None if norm.target_mean is None else list(norm.target_mean),
-            "target_std": None if norm.target_std is None else list(norm.target_std),
-        },
+        "normalization": dataclasses.asdict(norm),
         "tau": [4.0] * config.n_outputs if regression else None,
         "metrics": {"rmse": 0.5} if regression else {"accuracy": 0.9},
         "training": {
@@ -138,19 +131,8 @@ def manifest_fields(
             "weight_decay": 0.0,
             "seed": 0,
         },
-        "onnx": {
-            "opset": export.opset,
-            "input_name": export.input_name,
-            "output_names": export.output_names,
-            "parity_max_error": export.parity_max_error,
-            "parity_tolerance": export.parity_tolerance,
-        },
-        "library_versions": {
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-        },
+        "onnx": onnx_fields(export),
+        "library_versions": library_versions(),
     }
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.api.deps import DataPlaneDep
-from service.api.schemas import ErrorResponse, HealthResponse, ReadinessResponse
+from service.api.schemas import HealthResponse, ReadinessResponse
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -38,4 +38,4 @@ async def ready(dataplane: DataPlaneDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=code)
 
 
-__all__ = ["ErrorResponse", "router"]
+__all__ = ["router"]
