@@ -79,6 +79,30 @@ WORKLOADS = (
 )
 
 
+# The same server settings in every suite: CPU, one intra-op thread per worker.
+DROPSERVE_ENV = {
+    "DROPSERVE_TORCH_THREADS": "1",
+    "DROPSERVE_ONNX_THREADS": "1",
+    "DROPSERVE_DEVICE": "cpu",
+}
+
+
+def _dropserve_command(models: Path) -> list[str]:
+    """`dropserve serve` on a free port ({port}) over `models`, quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--port",
+        "{port}",
+        "--models-dir",
+        str(models),
+        "--log-level",
+        "warning",
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,25 +193,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             bodies[workload.key] = work / f"{workload.key}.json"
             bodies[workload.key].write_bytes(workload.body())
         servers = {
-            "dropserve": (
-                [
-                    python,
-                    "-m",
-                    "service",
-                    "serve",
-                    "--port",
-                    "{port}",
-                    "--models-dir",
-                    str(models),
-                    "--log-level",
-                    "warning",
-                ],
-                {
-                    "DROPSERVE_TORCH_THREADS": "1",
-                    "DROPSERVE_ONNX_THREADS": "1",
-                    "DROPSERVE_DEVICE": "cpu",
-                },
-            ),
+            "dropserve": (_dropserve_command(models), DROPSERVE_ENV),
             "hello": ([python, "-m", "uvicorn", "bench.servers.hello:app", *uvicorn_args], {}),
             "naive": (
                 [python, "-m", "uvicorn", "bench.servers.naive:app", *uvicorn_args],
@@ -261,25 +267,9 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
         script.write_text(LUA)
         body = work / "body.json"
         body.write_bytes(BATCHING_WORKLOAD.body())
-        command = [
-            sys.executable,
-            "-m",
-            "service",
-            "serve",
-            "--port",
-            "{port}",
-            "--models-dir",
-            str(models),
-            "--log-level",
-            "warning",
-        ]
         for batching in ("false", "true"):
-            env = {
-                "DROPSERVE_TORCH_THREADS": "1",
-                "DROPSERVE_DEVICE": "cpu",
-                "DROPSERVE_BATCHING": batching,
-            }
-            with _server(command, env, work / f"batching-{batching}.log") as url:
+            env = {**DROPSERVE_ENV, "DROPSERVE_BATCHING": batching}
+            with _server(_dropserve_command(models), env, work / f"batching-{batching}.log") as url:
                 target = f"{url}/v1/models/large/uncertainty"
                 _wrk(target, body, script, 4, 1.0)
                 stats = _wrk(target, body, script, 32, seconds)
