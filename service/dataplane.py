@@ -6,7 +6,6 @@ worker threads, bounded by a capacity limiter, so the event loop keeps answering
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from service.engines import (
     summarise_regression,
 )
 from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
+from service.ids import new_seed
 from service.inputs import Rows, encode_instances
 from service.observer import InferenceEvent, InferenceObserver, Mode, NullObserver, outcome_of
 from service.registry import LoadedModel, ModelRegistry
@@ -84,6 +84,7 @@ class DataPlane:
         self.draining = False  # set on SIGTERM: readiness turns 503 while in-flight work ends
         self._limiter = anyio.CapacityLimiter(settings.workers)
         self._inflight = 0
+        self._capacity = settings.workers + settings.max_queue
         self._batcher: MicroBatcher[Any] | None = (
             MicroBatcher(settings.batch_max_delay_ms / 1000.0, settings.batch_max_rows)
             if settings.batching
@@ -110,7 +111,7 @@ class DataPlane:
     @contextmanager
     def _admitted(self) -> Iterator[None]:
         """Count one request in flight, or refuse it beyond the queue bound (503)."""
-        capacity = self.settings.workers + self.settings.max_queue
+        capacity = self._capacity
         if self._inflight >= capacity:
             raise OverloadedError(
                 f"the server is at capacity ({self._inflight} inference requests in flight, "
@@ -269,7 +270,7 @@ class DataPlane:
             self.check_mc_request(rows.shape[0], n_samples, return_samples)
             request = _Request(
                 rows=rows,
-                seed=secrets.randbelow(2**31) if seed is None else seed,
+                seed=new_seed() if seed is None else seed,
                 event=event,
                 interval=interval,
             )

@@ -1,4 +1,8 @@
-"""Typed dependencies: what routes get from the app state set up in the lifespan."""
+"""Typed dependencies: what routes get from the app state set up in the lifespan.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency on a thread pool, a
+thread hop per request that cost more than the whole ONNX prediction of a small model.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,24 @@ from service.registry import ModelRegistry
 __all__ = ["DataPlaneDep", "MetricsDep", "RegistryDep", "SettingsDep"]
 
 
-def _dataplane(request: Request) -> DataPlane:
+def _state_dataplane(request: Request) -> DataPlane:
     dataplane: DataPlane = request.app.state.dataplane
     return dataplane
 
 
-def _registry(request: Request) -> ModelRegistry:
-    return _dataplane(request).registry
+async def _dataplane(request: Request) -> DataPlane:
+    return _state_dataplane(request)
 
 
-def _settings(request: Request) -> Settings:
-    return _dataplane(request).settings
+async def _registry(request: Request) -> ModelRegistry:
+    return _state_dataplane(request).registry
 
 
-def _metrics(request: Request) -> Metrics:
+async def _settings(request: Request) -> Settings:
+    return _state_dataplane(request).settings
+
+
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

@@ -42,7 +42,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _require_admin(request: Request, settings: SettingsDep) -> None:
+async def _require_admin(request: Request, settings: SettingsDep) -> None:
     if settings.admin_token is None:
         raise ForbiddenError(
             "admin endpoints are disabled; set DROPSERVE_ADMIN_TOKEN to enable them"

@@ -8,9 +8,10 @@ context), so the value never leaks from one request into another.
 from __future__ import annotations
 
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from service.ids import new_request_id
 
 __all__ = [
     "RequestContext",
@@ -54,7 +55,7 @@ def request_id_from(header: str | None) -> str:
     """The client's `X-Request-ID` when it is 1-128 characters of [A-Za-z0-9._:-], else a new id."""
     if header is not None and _CLIENT_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def enter(context: RequestContext) -> None:
