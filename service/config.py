@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         description="Predict requests of at most this many multiply-adds (rows x network size) "
         "run on the event loop: cheaper than the hop to a worker thread (0: always a worker).",
     )
+    fast_path: bool = Field(
+        True,
+        description="Answer well-formed v1 predict/uncertainty requests without FastAPI's "
+        "routing and validation (same bytes, several times less overhead); false sends every "
+        "request through FastAPI.",
+    )
     batching: bool = Field(
         False,
         description="Dynamic batching: requests for the same model, mode and T that arrive "

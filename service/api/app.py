@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
+from service.api.fast_path import InferenceFastPath
 from service.api.routes import admin, health, inference, models, ui
 from service.api.routes import metrics as metrics_route
 from service.api.security import ApiKeyMiddleware
@@ -75,9 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = metrics
-    # Middleware runs outermost-last-added: CORS answers preflights before keys are checked,
+    # Middleware runs outermost-last-added: the fast path, innermost, sees a body that passed the
+    # size, type and key checks; CORS answers preflights before keys are checked,
     # and keys are checked before a body is read; the access middleware, outermost, sees (and
     # gives a request id to) every answer, the refusals of the others included.
+    if settings.fast_path:
+        app.add_middleware(InferenceFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)

@@ -15,7 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.errors import DropserveError, UnauthorizedError
 from service.observability import current_request_id
 
-__all__ = ["error_body", "error_content", "install_error_handlers", "validation_message"]
+__all__ = [
+    "dropserve_error_response",
+    "error_body",
+    "error_content",
+    "install_error_handlers",
+    "validation_message",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,27 +72,32 @@ def validation_message(errors: Sequence[Any]) -> tuple[int, str]:
     return 422, "invalid request: " + "; ".join(problems) + suffix
 
 
-def _protocol_status(request: Request, status: int) -> int:
+def _protocol_status(path: str, status: int) -> int:
     # The Open Inference Protocol answers a bad request with 400; its clients (tritonclient)
     # know no 422.
-    return 400 if status == 422 and request.url.path.startswith("/v2/") else status
+    return 400 if status == 422 and path.startswith("/v2/") else status
 
 
-async def _dropserve_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DropserveError)
+def dropserve_error_response(exc: DropserveError, path: str) -> JSONResponse:
+    """The response for a domain error raised while serving `path`."""
     headers: dict[str, str] = {}
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"
-    return error_body(exc.message, _protocol_status(request, exc.status_code), **headers)
+    return error_body(exc.message, _protocol_status(path, exc.status_code), **headers)
+
+
+async def _dropserve_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DropserveError)
+    return dropserve_error_response(exc, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     status, message = validation_message(exc.errors())
-    return error_body(message, _protocol_status(request, status))
+    return error_body(message, _protocol_status(request.url.path, status))
 
 
 _FASTAPI_PARSE_ERROR = "There was an error parsing the body"
