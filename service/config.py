@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     inline_max_macs: int = Field(
         100_000,
         ge=0,
-        description="Predict requests of at most this many multiply-adds (rows x network size) "
-        "run on the event loop: cheaper than the hop to a worker thread (0: always a worker).",
+        description="Inference calls of at most this many multiply-adds (rows x network size, "
+        "x T for uncertainty) run on the event loop: cheaper than the hop to a worker thread "
+        "(0: always a worker).",
     )
     fast_path: bool = Field(
         True,

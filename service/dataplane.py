@@ -124,12 +124,20 @@ class DataPlane:
             self._inflight -= 1
 
     async def _execute(
-        self, work: Callable[[float], T], events: list[InferenceEvent], submitted: list[float]
+        self,
+        work: Callable[[float], T],
+        events: list[InferenceEvent],
+        submitted: list[float],
+        macs: int,
     ) -> T:
-        """Run `work(deadline)` on a worker thread within the request timeout.
+        """Run `work(deadline)`, of `macs` multiply-adds, within the request timeout.
 
-        The worker is not abandoned on timeout (its thread would keep the core busy outside the
-        limiter's count); instead the engines check the monotonic `deadline` between chunks.
+        Tiny work (at most `inline_max_macs`) runs right here on the event loop: a few hundred
+        microseconds of small torch and NumPy calls cost less than the hop to a worker thread
+        and back, and much less than the GIL contention between several such threads. The rest
+        runs on a worker thread, which is not abandoned on timeout (it would keep the core busy
+        outside the limiter's count); instead the engines check the monotonic `deadline`
+        between chunks.
         Each request's queue time (since it was submitted) and the shared compute time go into
         its event; the executed batch is reported once.
         """
@@ -146,7 +154,10 @@ class DataPlane:
             finally:
                 ended = time.perf_counter()
 
+        inline = macs <= self.settings.inline_max_macs
         try:
+            if inline:
+                return timed(time.monotonic() + remaining)
             with anyio.fail_after(max(remaining, 0.0)):
                 return await anyio.to_thread.run_sync(
                     timed, time.monotonic() + remaining, limiter=self._limiter
@@ -160,7 +171,7 @@ class DataPlane:
             # Without a start the requests timed out (or were cancelled) while they waited.
             start = started or time.perf_counter()
             for event, since in zip(events, submitted, strict=True):
-                event.queue_s = start - since
+                event.queue_s = 0.0 if inline else start - since
                 if started is not None and ended is not None:
                     event.compute_s = ended - started
             if started is not None and ended is not None and events:
@@ -183,21 +194,16 @@ class DataPlane:
     async def _predict(
         self, model: LoadedModel, rows: npt.NDArray[np.float64], event: InferenceEvent
     ) -> npt.NDArray[np.float64]:
+        macs = rows.shape[0] * model.macs_per_row
         with self._admitted():
-            if rows.shape[0] * model.macs_per_row <= self.settings.inline_max_macs:
-                # Tiny work (a few microseconds in ONNX Runtime) costs less than the hop to a
-                # worker thread and back, so it runs right here; the loop is not held longer
-                # than by parsing the request.
-                started = time.perf_counter()
-                values = model.deterministic.predict(rows)
-                event.queue_s, event.compute_s = 0.0, time.perf_counter() - started
-                self.observer.on_batch(event.model, event.version, event.mode, event.rows)
-                _require_finite(np.isfinite(values).all(axis=1))
-            elif self._batcher is None:
+            # A tiny prediction skips the batch window too: waiting for company costs it more
+            # than it could save.
+            if self._batcher is None or macs <= self.settings.inline_max_macs:
                 values = await self._execute(
                     lambda _deadline: model.deterministic.predict(rows),
                     [event],
                     [time.perf_counter()],
+                    macs,
                 )
                 _require_finite(np.isfinite(values).all(axis=1))
             else:
@@ -214,6 +220,7 @@ class DataPlane:
                 lambda _deadline: model.deterministic.predict(stacked),
                 [item.event for item in requests],
                 [item.submitted for item in requests],
+                stacked.shape[0] * model.macs_per_row,
             )
             results: list[Any] = []
             for part in _split(values, requests):
@@ -323,7 +330,10 @@ class DataPlane:
                 return results
 
             return await self._execute(
-                work, [item.event for item in requests], [item.submitted for item in requests]
+                work,
+                [item.event for item in requests],
+                [item.submitted for item in requests],
+                stacked.shape[0] * samples * model.macs_per_row,
             )
 
         return run

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 __all__ = [
@@ -29,6 +31,8 @@ _CDF_TOLERANCE = 1e-9  # in probability mass: far below any MC error
 _PRESOLVE_PASSES = 256
 _JITTER_NODES = torch.special.ndtri((torch.arange(8, dtype=torch.float64) + 0.5) / 8)
 _START_POINTS = 1024  # jittered points per row and output behind the starting guess
+_NODES = _JITTER_NODES.numpy().reshape(-1, 1, 1, 1)
+_SQRT_HALF = math.sqrt(0.5)
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,11 @@ def mixture_interval(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Central `level` interval of the mixture (1/T) sum_t N(samples[t], noise_std^2).
 
-    Both bounds of every row and output are solved together by Newton's method on the mixture
-    CDF (its derivative is the mixture density), started from the Gaussian approximation and
-    safeguarded by a bracket with a secant fallback, so it converges in a handful of steps where
-    plain bisection needed about fifty. For large T the start comes from solving on every k-th
+    Both bounds of every row and output are solved together by Halley's method on the mixture
+    CDF (its derivatives are the mixture density and that density's slope, cheap beside the
+    CDF), started from quantiles of the noise-jittered passes and safeguarded by a bracket with a
+    secant fallback: two or three steps where Newton took three or four and plain bisection
+    about fifty. For large T the start comes from solving on every k-th
     pass first, which leaves one or two full-size steps.
 
     Args:
@@ -74,12 +79,25 @@ def mixture_interval(
         level: interval mass in (0, 1).
     """
     scale = noise_std.to(samples).clamp_min(1e-12)
+    if samples.device.type == "cpu":
+        # NumPy: its calls cost ~1 us on small arrays where torch's cost ~4 us, and a T=100
+        # single-row request makes about fifty; measured 2-2.5x faster from 1 row x T=100 to
+        # 16 rows x T=10,000 with one thread.
+        low, high = _cpu_mixture_interval(samples.numpy(), scale.numpy(), level)
+        return torch.from_numpy(low), torch.from_numpy(high)
+    return _torch_mixture_interval(samples, scale, level)
+
+
+def _torch_mixture_interval(
+    samples: torch.Tensor, scale: torch.Tensor, level: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mixture_interval` in torch, for samples on an accelerator."""
     tail = 0.5 * (1.0 - level)
     q = torch.tensor([tail, 1.0 - tail], dtype=samples.dtype, device=samples.device)
     q = q.view(2, 1, 1)
     passes = samples.shape[0]
     if passes > 2 * _PRESOLVE_PASSES:
-        low, high = mixture_interval(samples[:: passes // _PRESOLVE_PASSES], noise_std, level)
+        low, high = _torch_mixture_interval(samples[:: passes // _PRESOLVE_PASSES], scale, level)
         x = torch.stack([low, high])
     else:
         # Start from the quantiles of the passes jittered by the noise at fixed normal nodes:
@@ -101,19 +119,69 @@ def mixture_interval(
     density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
     for _ in range(_NEWTON_STEPS):
         u = (x.unsqueeze(1) - samples.unsqueeze(0)) / scale  # (2, T, rows, outputs)
-        error = torch.special.ndtr(u).mean(dim=1) - q
+        # The normal CDF as erfc: torch's ndtr computes it so too, at twice the calls.
+        error = torch.erfc(u * -_SQRT_HALF).mean(dim=1) * 0.5 - q
         if float(error.abs().max()) < _CDF_TOLERANCE:
             break
-        density = torch.exp(-0.5 * u * u).mean(dim=1) * density_norm
+        bump = torch.exp(-0.5 * u * u)
+        density = bump.mean(dim=1) * density_norm  # the CDF's first derivative
+        slope = (u * bump).mean(dim=1) * (-density_norm / scale)  # and its second
         below = error < 0
         lo, error_lo = torch.where(below, x, lo), torch.where(below, error, error_lo)
         hi, error_hi = torch.where(below, hi, x), torch.where(below, error_hi, error)
-        newton = x - error / density
-        # Where Newton leaves the bracket (a root next to a bracket end, or a flat density),
+        step = error / density
+        halley = x - step / (1.0 - 0.5 * step * slope / density)
+        # Where the step leaves the bracket (a root next to a bracket end, or a flat density),
         # fall back to the secant through the bracket ends, which lands inside and near such
         # a root at once (bisection would crawl there one bit per step).
         secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
-        x = torch.where((newton > lo) & (newton < hi), newton, secant)
+        x = torch.where((halley > lo) & (halley < hi), halley, secant)
+    return x[0], x[1]
+
+
+Array = npt.NDArray[np.float64]
+
+
+def _cpu_mixture_interval(samples: Array, scale: Array, level: float) -> tuple[Array, Array]:
+    """`mixture_interval` step for step in NumPy (same start, same safeguarded Halley steps,
+    same tolerance; no presolve, which saved less than it cost here); erfc comes from torch."""
+    tail = 0.5 * (1.0 - level)
+    q = np.array([[[tail]], [[1.0 - tail]]])
+    passes = samples.shape[0]
+    stride = max(1, passes * _JITTER_NODES.numel() // _START_POINTS)
+    jittered = (samples[::stride][None] + _NODES * scale).reshape(-1, *samples.shape[1:])
+    last = jittered.shape[0] - 1
+    picks = [round(tail * last), round((1.0 - tail) * last)]  # half to even, as torch rounds
+    x = np.partition(jittered, picks, axis=0)[picks]  # the same order statistics as a sort
+    spread = 10.0 * scale
+    lo = np.array([samples.min(axis=0) - spread] * 2)
+    hi = np.array([samples.max(axis=0) + spread] * 2)
+    x = np.minimum(np.maximum(x, lo), hi)
+    error_lo, error_hi = np.zeros_like(x) - q, np.ones_like(x) - q
+    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale * passes)
+    slope_norm = -density_norm / scale
+    centred = samples / scale
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for _ in range(_NEWTON_STEPS):
+            u = (x / scale)[:, None] - centred  # (2, T, rows, outputs)
+            tails = torch.erfc(torch.from_numpy(u * -_SQRT_HALF)).numpy()  # 2 x the normal CDF
+            error = np.add.reduce(tails, axis=1) * (0.5 / passes) - q
+            if np.abs(error).max() < _CDF_TOLERANCE:
+                break
+            bump = np.exp(-0.5 * u * u)
+            density = np.add.reduce(bump, axis=1) * density_norm
+            slope = np.add.reduce(u * bump, axis=1) * slope_norm
+            below = error < 0
+            lo, error_lo = np.where(below, x, lo), np.where(below, error, error_lo)
+            hi, error_hi = np.where(below, hi, x), np.where(below, error_hi, error)
+            step = error / density
+            halley = x - step / (1.0 - 0.5 * step * slope / density)
+            inside = (halley > lo) & (halley < hi)
+            if inside.all():  # the usual case; the secant is only needed where it is not
+                x = halley
+                continue
+            secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
+            x = np.where(inside, halley, secant)
     return x[0], x[1]
 
 

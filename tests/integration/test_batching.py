@@ -162,18 +162,24 @@ def test_requests_of_different_models_never_share_a_batch(toy_models_dir: Path, 
     assert sorted(recording.batches) == [1, 1, 1]
 
 
-def test_tiny_predictions_run_inline_and_larger_ones_on_a_worker(
-    toy_models_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dataplane, recording = _dataplane(toy_models_dir, inline_max_macs=16 * 3 + 16)
-    hops: list[object] = []
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The functions handed to worker threads, in order."""
+    handed: list[object] = []
     original = anyio.to_thread.run_sync
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
-        hops.append(args[0])
+        handed.append(args[0])
         return await original(*args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return handed
+
+
+def test_tiny_predictions_run_inline_and_larger_ones_on_a_worker(
+    toy_models_dir: Path, hops: list[object]
+) -> None:
+    dataplane, recording = _dataplane(toy_models_dir, inline_max_macs=16 * 3 + 16)
 
     async def scenario() -> None:
         await dataplane.predict("toyreg", 1, ROWS[:1])  # 1 row x 64 multiply-adds: inline
@@ -185,3 +191,26 @@ def test_tiny_predictions_run_inline_and_larger_ones_on_a_worker(
     assert recording.events[0].queue_s == 0.0
     assert recording.events[0].compute_s is not None
     assert recording.batches == [1, 2]
+
+
+def test_tiny_uncertainty_runs_inline_counting_every_pass(
+    toy_models_dir: Path, hops: list[object]
+) -> None:
+    """Rows x T x network size decides: 1 row x 4 passes x 64 multiply-adds fits the bound."""
+    dataplane, recording = _dataplane(toy_models_dir, inline_max_macs=4 * 64)
+    on_workers, _ = _dataplane(toy_models_dir, inline_max_macs=0)
+
+    async def scenario() -> None:
+        inline = await dataplane.uncertainty("toyreg", 1, ROWS[:1], samples=4, seed=3)
+        assert hops == []
+        await dataplane.uncertainty("toyreg", 1, ROWS[:1], samples=5, seed=3)
+        assert len(hops) == 1
+        # Where the work ran changes nothing in the answer.
+        worker = await on_workers.uncertainty("toyreg", 1, ROWS[:1], samples=4, seed=3)
+        assert len(hops) == 2
+        assert torch.equal(worker.summary.mean, inline.summary.mean)
+        assert torch.equal(worker.summary.upper, inline.summary.upper)
+
+    anyio.run(scenario)
+    assert recording.events[0].queue_s == 0.0
+    assert recording.batches == [1, 1]

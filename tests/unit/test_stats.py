@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 import torch
 
-from service.engines.stats import mixture_interval, summarise_classification, summarise_regression
+from service.engines.stats import (
+    _torch_mixture_interval,
+    mixture_interval,
+    summarise_classification,
+    summarise_regression,
+)
 
 LOG2 = math.log(2.0)
 
@@ -50,20 +56,44 @@ def test_identical_passes_give_the_gaussian_interval(level: float) -> None:
     )
 
 
+Interval = Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
+# The CPU solves in NumPy; the torch implementation serves accelerators and is checked here too.
+SOLVERS: dict[str, Interval] = {"cpu": mixture_interval, "torch": _torch_mixture_interval}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("passes", [40, 1500])  # 1500: the torch solver presolves on a subset
 @pytest.mark.parametrize("level", [0.68, 0.95])
 @pytest.mark.parametrize("noise_std", [0.05, 1.0, 5.0])
-def test_mixture_interval_holds_the_requested_mass(level: float, noise_std: float) -> None:
+def test_mixture_interval_holds_the_requested_mass(
+    solver: str, passes: int, level: float, noise_std: float
+) -> None:
     rng = np.random.default_rng(1)
     # Skewed, bimodal pass outputs: nothing like one Gaussian.
-    centres = np.concatenate([rng.exponential(1.0, size=30), 6.0 + rng.normal(0, 0.3, size=10)])
+    size = passes // 4
+    centres = np.concatenate(
+        [rng.exponential(1.0, size=passes - size), 6.0 + rng.normal(0, 0.3, size=size)]
+    )
     samples = torch.as_tensor(centres, dtype=torch.float64).reshape(-1, 1, 1)
-    lower, upper = mixture_interval(samples, torch.tensor([noise_std], dtype=torch.float64), level)
+    noise = torch.tensor([noise_std], dtype=torch.float64)
+    lower, upper = SOLVERS[solver](samples, noise, level)
     lo, hi = lower.item(), upper.item()
     tail = (1.0 - level) / 2
     assert mixture_cdf(lo, centres, noise_std) == pytest.approx(tail, abs=1e-9)
     assert mixture_cdf(hi, centres, noise_std) == pytest.approx(1.0 - tail, abs=1e-9)
     mass = mixture_cdf(hi, centres, noise_std) - mixture_cdf(lo, centres, noise_std)
     assert mass == pytest.approx(level, abs=1e-9)
+
+
+def test_both_solvers_agree_on_many_rows_and_outputs() -> None:
+    rng = np.random.default_rng(3)
+    samples = torch.as_tensor(rng.standard_t(3, size=(300, 7, 2)) * [1.0, 20.0])
+    noise = torch.tensor([0.3, 4.0], dtype=torch.float64)
+    for level in (0.5, 0.9, 0.999):
+        cpu = mixture_interval(samples, noise, level)
+        other = _torch_mixture_interval(samples, noise, level)
+        for ours, theirs in zip(cpu, other, strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
 
 
 def test_regression_interval_is_the_mixture_interval_per_row_and_output() -> None:
