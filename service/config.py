@@ -25,6 +25,17 @@ class Settings(BaseSettings):
         pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
         description="MC-dropout device: auto (CUDA when available), cpu, cuda or cuda:N.",
     )
+    precision: Literal["fp32", "tf32", "bf16", "auto"] = Field(
+        "fp32",
+        description="MC forward arithmetic: fp32; tf32 (CUDA only, fp32 elsewhere); bf16; or "
+        "auto, the fastest whose error stays under half the request's MC standard error (bf16 "
+        "up to T=100, then tf32, on CUDA; fp32 on the CPU).",
+    )
+    cuda_graphs: bool = Field(
+        True,
+        description="On CUDA, replay captured graphs for MC requests of up to 64 rows that fit "
+        "one chunk (no effect on the CPU).",
+    )
     default_samples: int = Field(100, ge=1, description="T when a request does not say.")
     max_samples: int = Field(10_000, ge=1, description="Largest T a request may ask for.")
     max_rows: int = Field(1024, ge=1, description="Most rows in one request.")

@@ -25,6 +25,7 @@ from service.engines import (
     summarise_classification,
     summarise_regression,
 )
+from service.engines.precision import Precision, resolve_precision
 from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from service.ids import new_seed
 from service.inputs import Rows, encode_instances
@@ -65,6 +66,7 @@ class Uncertainty:
     seed: int
     interval: float
     device: str
+    precision: Precision
     draws: torch.Tensor | None  # (T, rows, outputs) when the client asked for the samples
 
 
@@ -270,6 +272,7 @@ class DataPlane:
         """
         model = self.registry.get(name, version)
         n_samples = self.settings.default_samples if samples is None else samples
+        precision = resolve_precision(self.settings.precision, model.mc.device, n_samples)
         with self._observed(model, "uncertainty") as event:
             event.samples = n_samples
             rows = self._rows(model, instances)
@@ -281,7 +284,7 @@ class DataPlane:
                 event=event,
                 interval=interval,
             )
-            run = self._uncertainty_batch(model, n_samples)
+            run = self._uncertainty_batch(model, n_samples, precision)
             with self._admitted():
                 if self._batcher is None or seed is not None:
                     (result,) = await run([request])
@@ -298,10 +301,13 @@ class DataPlane:
             seed=request.seed,
             interval=interval,
             device=str(model.mc.device),
+            precision=precision,
             draws=draws if return_samples else None,
         )
 
-    def _uncertainty_batch(self, model: LoadedModel, samples: int) -> BatchFn[Any]:
+    def _uncertainty_batch(
+        self, model: LoadedModel, samples: int, precision: Precision
+    ) -> BatchFn[Any]:
         classification = model.manifest.task == "classification"
         tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
 
@@ -317,7 +323,9 @@ class DataPlane:
             segments = [(item.rows.shape[0], item.seed) for item in requests]
 
             def work(deadline: float) -> list[Any]:
-                draws = model.mc.sample_segments(stacked, segments, samples, deadline=deadline)
+                draws = model.mc.sample_segments(
+                    stacked, segments, samples, deadline=deadline, precision=precision
+                )
                 results: list[Any] = []
                 offset = 0
                 for request in requests:

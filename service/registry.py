@@ -21,6 +21,8 @@ from service.bundle import Bundle, Manifest, discover, load_bundle, verify_bundl
 from service.config import Settings
 from service.device import resolve_torch_device
 from service.engines import MCDropoutEngine, OnnxEngine
+from service.engines.cuda_graphs import cuda_capture
+from service.engines.precision import Setting, resolve_precision
 from service.errors import DropserveError, ModelNotFoundError, NotReadyError
 
 __all__ = ["LoadedModel", "ModelRegistry", "ReloadReport"]
@@ -57,12 +59,14 @@ class LoadedModel:
     def version(self) -> int:
         return self.manifest.version
 
-    def warm_up(self, rounds: int, samples: int) -> None:
-        """Run both engines a few times so the first request pays no lazy initialisation."""
+    def warm_up(self, rounds: int, samples: int, precision: Setting = "fp32") -> None:
+        """Run both engines a few times so the first request pays no lazy initialisation (on
+        CUDA this captures the graph of a one-row request with the default T)."""
         row = np.asarray([self.manifest.normalization.feature_mean], dtype=np.float64)
+        chosen = resolve_precision(precision, self.mc.device, samples)
         for round_ in range(rounds):
             self.deterministic.predict(row)
-            self.mc.sample(row, samples, seed=round_)
+            self.mc.sample(row, samples, seed=round_, precision=chosen)
 
 
 @dataclass(frozen=True)
@@ -200,10 +204,11 @@ class ModelRegistry:
         bundle = load_bundle(path)
         deterministic = OnnxEngine(bundle, self.device, settings.onnx_threads)
         deterministic.load()
-        mc = MCDropoutEngine(bundle, self.device, settings.mc_chunk_elements)
+        capture = cuda_capture if self.device.type == "cuda" and settings.cuda_graphs else None
+        mc = MCDropoutEngine(bundle, self.device, settings.mc_chunk_elements, graph_capture=capture)
         mc.load()
         loaded = LoadedModel(bundle, deterministic, mc)
-        loaded.warm_up(settings.warmup_rounds, settings.default_samples)
+        loaded.warm_up(settings.warmup_rounds, settings.default_samples, settings.precision)
         return loaded
 
     def models(self) -> Table:

@@ -109,6 +109,7 @@ def uncertainty_response(result: Uncertainty) -> UncertaintyResponse:
         seed=result.seed,
         interval=result.interval if manifest.task == "regression" else None,
         device=result.device,
+        precision=result.precision,
         predictions=predictions,
     )
 

@@ -212,4 +212,7 @@ class UncertaintyResponse(BaseModel):
     seed: int
     interval: float | None = Field(description="Central interval mass (regression only).")
     device: str
+    precision: Literal["fp32", "tf32", "bf16"] = Field(
+        description="Arithmetic of the passes (DROPSERVE_PRECISION, resolved for this T)."
+    )
     predictions: list[RegressionUncertainty] | list[ClassUncertainty]

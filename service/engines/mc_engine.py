@@ -9,12 +9,15 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import Bundle
+from service.engines.cuda_graphs import Capture, GraphCache
 from service.engines.mc_kernel import (
     PreparedNetwork,
     SegmentMasks,
+    cast_network,
     mc_forward,
     prepare_network,
 )
+from service.engines.precision import Precision, matmul_precision
 from service.errors import RequestTimeoutError
 
 __all__ = ["MCDropoutEngine"]
@@ -24,10 +27,19 @@ class MCDropoutEngine:
     """Draws T stochastic passes of a bundle's network on one device.
 
     Passes are stacked into (t * rows, features) tensors; the chunk size t is bounded so that
-    t * rows * widest_layer stays under `chunk_elements`, which caps memory for any T.
+    t * rows * widest_layer stays under `chunk_elements`, which caps memory for any T. With a
+    `graph_capture` (CUDA graphs), requests small enough to run in one chunk replay a captured
+    forward instead of launching each kernel.
     """
 
-    def __init__(self, bundle: Bundle, device: torch.device, chunk_elements: int) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        device: torch.device,
+        chunk_elements: int,
+        *,
+        graph_capture: Capture | None = None,
+    ) -> None:
         self._bundle = bundle
         self.device = device
         self._chunk_elements = chunk_elements
@@ -41,15 +53,35 @@ class MCDropoutEngine:
         self._y_mean = torch.tensor(scaler.target_mean or (), dtype=torch.float32)
         self._y_std = torch.tensor(scaler.target_std or (), dtype=torch.float32)
         self._network: PreparedNetwork | None = None
+        self._bf16: PreparedNetwork | None = None
+        self._graph_capture = graph_capture
+        self._graphs: dict[Precision, GraphCache] = {}
 
     def load(self) -> None:
         self._x_mean, self._x_std = self._x_mean.to(self.device), self._x_std.to(self.device)
         self._y_mean, self._y_std = self._y_mean.to(self.device), self._y_std.to(self.device)
         self._network = prepare_network(self._bundle.network, self.device)
+        self._bf16 = cast_network(self._network, torch.bfloat16)
 
     @property
     def ready(self) -> bool:
         return self._network is not None
+
+    def _prepared(self, precision: Precision) -> PreparedNetwork:
+        network = self._bf16 if precision == "bf16" else self._network
+        if network is None:
+            raise RuntimeError("MCDropoutEngine.sample called before load()")
+        return network
+
+    def _graph_cache(self, precision: Precision) -> GraphCache | None:
+        # One cache per precision: tf32 and fp32 share weights but not captured kernels.
+        if self._graph_capture is None:
+            return None
+        cache = self._graphs.get(precision)
+        if cache is None:
+            cache = GraphCache(self._prepared(precision), self._graph_capture)
+            self._graphs[precision] = cache
+        return cache
 
     def chunk_passes(self, rows: int) -> int:
         """How many passes go into one stacked forward for a batch of `rows`."""
@@ -62,6 +94,7 @@ class MCDropoutEngine:
         seed: int,
         *,
         deadline: float | None = None,
+        precision: Precision = "fp32",
     ) -> torch.Tensor:
         """Run `samples` stochastic passes over raw features.
 
@@ -70,7 +103,7 @@ class MCDropoutEngine:
             probabilities for classification.
         """
         return self.sample_segments(
-            features, [(features.shape[0], seed)], samples, deadline=deadline
+            features, [(features.shape[0], seed)], samples, deadline=deadline, precision=precision
         )
 
     def sample_segments(
@@ -80,29 +113,38 @@ class MCDropoutEngine:
         samples: int,
         *,
         deadline: float | None = None,
+        precision: Precision = "fp32",
     ) -> torch.Tensor:
         """Passes over rows stacked from several requests, each segment (rows, seed) with its
-        own masks: a segment's draws are those it would get alone (see SegmentMasks)."""
-        network = self._network
-        if network is None:
-            raise RuntimeError("MCDropoutEngine.sample called before load()")
+        own masks: a segment's draws are those it would get alone (see SegmentMasks).
+
+        `precision` is what `resolve_precision` chose; outputs are float32 whatever it is."""
+        network = self._prepared(precision)
         masks = SegmentMasks(segments, len(network.weights), self.device)
         x = torch.as_tensor(features, dtype=torch.float32).to(self.device)
-        x = (x - self._x_mean) / self._x_std
+        x = ((x - self._x_mean) / self._x_std).to(network.weights[0].dtype)
         step = self.chunk_passes(x.shape[0])
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, samples, step):
+        with torch.inference_mode(), matmul_precision(self.device, precision):
+            graphs = self._graph_cache(precision) if samples <= step else None
+            replayed = None if graphs is None else graphs.run(x, samples, masks)
+            if replayed is not None:
+                chunks.append(self._finish(replayed))
+            for start in range(0, samples if replayed is None else 0, step):
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(
                         f"Monte-Carlo dropout stopped after {start} of {samples} passes: the "
                         "request timeout passed; ask for fewer samples or rows"
                     )
-                out = mc_forward(network, x, min(step, samples - start), masks)
-                if self._classification:
-                    out = torch.softmax(out, dim=-1)
-                else:
-                    out = out * self._y_std + self._y_mean
-                chunks.append(out)
+                chunks.append(
+                    self._finish(mc_forward(network, x, min(step, samples - start), masks))
+                )
             result = torch.cat(chunks, dim=0) if len(chunks) > 1 else chunks[0]
         return result.cpu()
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs -> probabilities, or regression outputs in original units."""
+        out = out.float()
+        if self._classification:
+            return torch.softmax(out, dim=-1)
+        return out * self._y_std + self._y_mean

@@ -27,6 +27,7 @@ __all__ = [
     "MaskFn",
     "PreparedNetwork",
     "SegmentMasks",
+    "cast_network",
     "draw_keep_mask",
     "mc_forward",
     "prepare_network",
@@ -60,6 +61,16 @@ def prepare_network(network: DropoutMLP, device: torch.device) -> PreparedNetwor
         weights.append(weight.contiguous())
         biases.append(linear.bias.detach().to(device=device, dtype=torch.float32).clone())
     return PreparedNetwork(weights, biases, list(config.rates), network.activation)
+
+
+def cast_network(net: PreparedNetwork, dtype: torch.dtype) -> PreparedNetwork:
+    """The same network with its weights in `dtype` (bf16 for the reduced-precision forward)."""
+    return PreparedNetwork(
+        [w.to(dtype) for w in net.weights],
+        [b.to(dtype) for b in net.biases],
+        net.rates,
+        net.activation,
+    )
 
 
 def draw_keep_mask(

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.bundle import load_bundle
 from service.export import torch_eval
+from tests.integration.conftest import make_client
 
 ROWS = [[0.5, -1.0, 2.0], [3.0, 1.5, -0.5], [-2.0, 0.0, 1.0]]
 
@@ -122,3 +123,14 @@ def test_mc_mean_is_near_the_deterministic_prediction(client: TestClient) -> Non
     for det_row, mc_row in zip(det["predictions"], mc["predictions"], strict=True):
         stderr = math.sqrt(mc_row["epistemic_variance"][0] / 4000)
         assert abs(mc_row["mean"][0] - det_row[0]) < 5 * stderr + 1e-6
+
+
+@pytest.mark.parametrize(("setting", "ran"), [("bf16", "bf16"), ("tf32", "fp32"), ("auto", "fp32")])
+def test_answers_name_the_precision_they_ran_at(
+    toy_models_dir: Path, setting: str, ran: str
+) -> None:
+    for client in make_client(toy_models_dir, precision=setting):
+        body = {"instances": ROWS, "samples": 50, "seed": 1}
+        answer = client.post("/v1/models/toyreg/uncertainty", json=body)
+        assert answer.status_code == 200
+        assert answer.json()["precision"] == ran

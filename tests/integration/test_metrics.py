@@ -239,7 +239,9 @@ def test_models_device_and_in_flight(after_sequence: Scrape) -> None:
 def test_a_timeout_is_counted_with_its_compute_time(
     toy_models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def slow(self: MCDropoutEngine, *_: object, deadline: float | None = None) -> None:
+    def slow(
+        self: MCDropoutEngine, *_: object, deadline: float | None = None, **_kw: object
+    ) -> None:
         assert deadline is not None
         time.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
         raise RequestTimeoutError("stopped after 0 of 10000 passes")

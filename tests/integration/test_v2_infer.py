@@ -107,7 +107,11 @@ def test_regression_uncertainty_equals_the_json_api(client: TestClient) -> None:
     assert [out["name"] for out in body["outputs"]] == REGRESSION_MC
     request = {"instances": ROWS, "samples": 300, "seed": 5, "interval": 0.9}
     v1_body = client.post("/v1/models/toyreg/uncertainty", json=request).json()
-    assert body["parameters"] == {**params, "device": v1_body["device"]}
+    assert body["parameters"] == {
+        **params,
+        "device": v1_body["device"],
+        "precision": v1_body["precision"],
+    }
     v1 = v1_body["predictions"]
     got = tensors(body)
     for name in REGRESSION_MC:
@@ -122,7 +126,8 @@ def test_classification_uncertainty_equals_the_json_api(client: TestClient) -> N
     v1_body = client.post(
         "/v1/models/toycls/uncertainty", json={"instances": ROWS, "samples": 200, "seed": 9}
     ).json()
-    assert body["parameters"] == {**params, "device": v1_body["device"]}  # no interval
+    echoed = {**params, "device": v1_body["device"], "precision": v1_body["precision"]}
+    assert body["parameters"] == echoed  # no interval
     v1 = v1_body["predictions"]
     got = tensors(body)
     assert got["label"].tolist() == [row["label"] for row in v1]

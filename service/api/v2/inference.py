@@ -7,7 +7,7 @@ Request `parameters` (all optional):
     binary_data_output  Triton's extension: every output as binary tensor data
 
 Response `parameters` echo `mode`, and in uncertainty mode `samples`, `seed` (drawn when not
-given, so any answer can be replayed), `device`, and `interval` for regression.
+given, so any answer can be replayed), `device`, `precision`, and `interval` for regression.
 """
 
 from __future__ import annotations
@@ -126,7 +126,12 @@ async def infer(
             return_samples=DRAWS in names,
         )
         tensors = uncertainty_tensors(result)
-        echoed.update(samples=result.samples, seed=result.seed, device=result.device)
+        echoed.update(
+            samples=result.samples,
+            seed=result.seed,
+            device=result.device,
+            precision=result.precision,
+        )
         if manifest.task == "regression":
             echoed["interval"] = result.interval
 

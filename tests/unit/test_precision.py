@@ -1,0 +1,77 @@
+"""Precision of the MC forward: what `auto` picks, and what bf16 costs against fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from service.bundle import load_bundle
+from service.engines import MCDropoutEngine
+from service.engines.precision import ERROR_IN_STD, matmul_precision, resolve_precision
+from tests.factories import make_bundle, raw_features
+
+CPU = torch.device("cpu")
+CUDA = torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "samples", "expected"),
+    [
+        ("fp32", CUDA, 100, "fp32"),
+        ("bf16", CPU, 100, "bf16"),  # asked for explicitly: honoured anywhere
+        ("tf32", CUDA, 100, "tf32"),
+        ("tf32", CPU, 100, "fp32"),  # no tf32 outside NVIDIA GPUs
+        ("auto", CPU, 10, "fp32"),
+        ("auto", CUDA, 10, "bf16"),
+        ("auto", CUDA, 100, "bf16"),  # 0.05 std <= half of 1/sqrt(100)
+        ("auto", CUDA, 101, "tf32"),
+        ("auto", CUDA, 10_000, "tf32"),
+        ("auto", CUDA, 27_777, "tf32"),
+        ("auto", CUDA, 27_778, "fp32"),  # 0.003 std > half of 1/sqrt(27778)
+    ],
+)
+def test_resolve_precision(setting: str, device: torch.device, samples: int, expected: str) -> None:
+    assert resolve_precision(setting, device, samples) == expected  # type: ignore[arg-type]
+
+
+def test_auto_keeps_the_precision_error_under_half_the_mc_standard_error() -> None:
+    for samples in (1, 10, 100, 1000, 10_000, 100_000):
+        chosen = resolve_precision("auto", CUDA, samples)
+        assert ERROR_IN_STD[chosen] <= 0.5 / samples**0.5
+
+
+def test_matmul_precision_changes_nothing_on_the_cpu() -> None:
+    before = torch.backends.cuda.matmul.fp32_precision
+    with matmul_precision(CPU, "tf32"):
+        assert torch.backends.cuda.matmul.fp32_precision == before
+
+
+def test_bf16_passes_stay_within_a_fraction_of_the_predictive_std(tmp_path: Path) -> None:
+    """Same masks (same seed), bf16 against fp32, on the CPU: the mean moves by a small share of
+    the predictive std, as the error model behind `auto` assumes, and outputs stay float32."""
+    path = make_bundle(tmp_path, name="p", seed=3, hidden=(64, 64), dropout=(0.1, 0.1))
+    bundle = load_bundle(path)
+    engine = MCDropoutEngine(bundle, CPU, 1 << 20)
+    engine.load()
+    features = raw_features(bundle.manifest.standardizer(), rows=16)
+    full = engine.sample(features, 400, seed=2)
+    half = engine.sample(features, 400, seed=2, precision="bf16")
+    assert half.dtype == torch.float32
+    std = full.std(dim=0)
+    shift = ((half.mean(dim=0) - full.mean(dim=0)).abs() / std).max().item()
+    assert 0.0 < shift < ERROR_IN_STD["bf16"]
+    spread = (half.std(dim=0) / std - 1.0).abs().max().item()
+    assert spread < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tf32_is_switched_on_for_the_block_only() -> None:  # pragma: no cover - GPU only
+    matmul = torch.backends.cuda.matmul
+    matmul.fp32_precision = "ieee"
+    with matmul_precision(CUDA, "tf32"):
+        assert matmul.fp32_precision == "tf32"
+    assert matmul.fp32_precision == "ieee"
+    with matmul_precision(CUDA, "fp32"):
+        assert matmul.fp32_precision == "ieee"
