@@ -1,7 +1,8 @@
 """`python -m bench [SUITE ...] [--quick]`: the performance suite behind `make bench`.
 
 Suites: `engine` (MC engine vs naive loop vs GEMM floor), `http` (a real server under wrk beside
-the HTTP floor and the naive server), `batching` (dynamic batching off vs on). With no suite
+the HTTP floor and the naive server), `batching` (dynamic batching off vs on), `gpu` (the engine
+on CUDA: eager, CUDA graphs, fp32/tf32/bf16; says it skipped without a GPU). With no suite
 named, all run. Each prints a table and `RATIO <name> <value>` lines and merges its results
 into bench/results/<date>-<machine>.json.
 The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m bench.soak`) take minutes
@@ -14,12 +15,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import engine, http_bench
+from bench import engine, gpu, http_bench
 
 SUITES: dict[str, Callable[[Sequence[str] | None], int]] = {
     "engine": engine.main,
     "http": http_bench.main,
     "batching": http_bench.main_batching,
+    "gpu": gpu.main,
 }
 
 

@@ -22,7 +22,10 @@ __all__ = [
     "save_results",
 ]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# BENCH_RESULTS_DIR redirects the results, e.g. to a device machine's $OUT (bench/gpu_check.sh).
+RESULTS_DIR = Path(
+    os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results"
+)
 
 
 def machine_info() -> dict[str, Any]:
