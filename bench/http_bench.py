@@ -5,7 +5,8 @@ naive server, all measured in the same run on 127.0.0.1.
 random weights, see bench/models.py):
   W1 predict, small model, 1 row          W2 predict, large model, 64 rows
   W3 uncertainty T=100, small, 1 row      W4 uncertainty T=100, large, 16 rows
-Each runs at concurrency 1 and 32 after a warm-up, against dropserve, the FastAPI "hello" floor
+Each runs at concurrency 1 and 32 after a warm-up, against dropserve (one process, and two
+sharing the port: `--processes 2`), the FastAPI "hello" floor
 (bench/servers/hello.py: parses the same JSON, returns a constant) and the naive server
 (bench/servers/naive.py: torch eval / a Python loop of T passes).
 """
@@ -194,6 +195,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             bodies[workload.key].write_bytes(workload.body())
         servers = {
             "dropserve": (_dropserve_command(models), DROPSERVE_ENV),
+            # The same server as two processes sharing the port (DROPSERVE_PROCESSES=2).
+            "dropserve-2p": ([*_dropserve_command(models), "--processes", "2"], DROPSERVE_ENV),
             "hello": ([python, "-m", "uvicorn", "bench.servers.hello:app", *uvicorn_args], {}),
             "naive": (
                 [python, "-m", "uvicorn", "bench.servers.naive:app", *uvicorn_args],
@@ -243,6 +246,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "http_W3_vs_hello_c32": rps("dropserve", "W3") / rps("hello", "W3"),
         "http_W4_vs_naive_c32": rps("dropserve", "W4") / rps("naive", "W4"),
         "http_W3_vs_naive_c32": rps("dropserve", "W3") / rps("naive", "W3"),
+        # Two dropserve processes against the one-process floor: what the machine serves.
+        "http_W1_vs_hello_c32_2processes": rps("dropserve-2p", "W1") / rps("hello", "W1"),
+        "http_W2_vs_hello_c32_2processes": rps("dropserve-2p", "W2") / rps("hello", "W2"),
+        "http_W3_vs_hello_c32_2processes": rps("dropserve-2p", "W3") / rps("hello", "W3"),
+        "http_W4_vs_naive_c32_2processes": rps("dropserve-2p", "W4") / rps("naive", "W4"),
     }
     print()
     print_ratios(ratios)

@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     models_dir: Path = Field(Path("models"), description="Folder of bundles: <name>/<version>/.")
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port, each with its own models, queue and "
+        "metrics (one Python process uses about one core); beyond 1 a supervisor process "
+        "restarts any that die.",
+    )
     device: str = Field(
         "auto",
         pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",

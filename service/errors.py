@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "ConflictError",
     "DataError",
     "DropserveError",
     "ExportError",
@@ -70,6 +71,12 @@ class ForbiddenError(DropserveError):
     """The endpoint is disabled by configuration."""
 
     status_code = 403
+
+
+class ConflictError(DropserveError):
+    """The request cannot be carried out in the server's current configuration."""
+
+    status_code = 409
 
 
 class PayloadTooLargeError(DropserveError):

@@ -1,4 +1,5 @@
-"""Run the app under uvicorn: one process, models loaded in the background after bind.
+"""Run the app under uvicorn: one process (see service.supervisor for several), models loaded in
+the background after bind.
 
 Shutdown is graceful: on SIGTERM (or SIGINT) readiness turns 503 at once, so a load balancer
 stops sending traffic, requests in flight get `shutdown_grace_s` to finish, then the process
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -62,8 +64,9 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings) -> None:
-    """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT."""
+def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+    """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT, on `sockets`
+    when given (a worker of service.supervisor) or on host:port."""
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     # uvicorn's records go through the same handler (log_config=None leaves logging to us);
@@ -77,4 +80,4 @@ def serve(settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
-    DrainingServer(config, app, settings.drain_delay_s).run()
+    DrainingServer(config, app, settings.drain_delay_s).run(sockets=sockets)

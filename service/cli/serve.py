@@ -26,6 +26,12 @@ def add_serve(subparsers: SubParsers) -> None:
     # Defaults are None so that an unset flag never overrides DROPSERVE_* from the environment.
     parser.add_argument("--host", default=None, help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (8000)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="server processes sharing the port, supervised (1; DROPSERVE_PROCESSES)",
+    )
     parser.add_argument("--models-dir", type=Path, default=None, help="bundle folder (models)")
     parser.add_argument(
         "--device", default=None, help="MC-dropout device: auto, cpu, cuda or cuda:N (auto)"
@@ -70,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = get_settings(
             host=args.host,
             port=args.port,
+            processes=args.processes,
             models_dir=args.models_dir,
             device=args.device,
             log_level=args.log_level,
@@ -81,6 +88,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"dropserve serve: error: invalid settings: {problems}", file=sys.stderr)
         return 2
     if args.ray:
+        if settings.processes > 1:
+            print(
+                "dropserve serve: error: --ray runs one process per replica; use --replicas "
+                "instead of --processes/DROPSERVE_PROCESSES",
+                file=sys.stderr,
+            )
+            return 2
         return _serve_on_ray(args, settings)
     ray_only = {
         "--replicas": 1,
@@ -96,6 +110,10 @@ def _serve(args: argparse.Namespace) -> int:
             f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
         )
         return 2
+    if settings.processes > 1:
+        from service.supervisor import supervise
+
+        return supervise(settings)
     serve(settings)
     return 0
 

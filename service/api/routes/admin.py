@@ -9,16 +9,26 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service import supervisor
 from service.api.deps import RegistryDep
 from service.api.schemas import ErrorResponse
 from service.api.security import AdminDep
-from service.errors import ModelNotFoundError
+from service.errors import ConflictError, ModelNotFoundError
 from service.registry import ReloadReport
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404)
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409)
 }
+
+
+def _single_process_only(action: str) -> None:
+    if supervisor.supervised():
+        raise ConflictError(
+            f"{action} one model is not available with several server processes "
+            "(DROPSERVE_PROCESSES > 1): only the process that took this request would change; "
+            "change the models folder and POST /admin/reload, which every process follows"
+        )
 
 
 class ReloadResponse(BaseModel):
@@ -56,8 +66,13 @@ def _answer(report: ReloadReport) -> JSONResponse:
     responses={**_ERRORS, 422: {"model": ReloadResponse}},
 )
 async def reload(_: AdminDep, registry: RegistryDep) -> JSONResponse:
-    """Rescan the models folder: load new versions beside the old, then swap atomically."""
-    return _answer(await anyio.to_thread.run_sync(registry.reload))
+    """Rescan the models folder: load new versions beside the old, then swap atomically.
+
+    With several server processes this answers for the one that took the request; the others
+    rescan too, right after (the supervisor relays the reload to all of them)."""
+    answer = _answer(await anyio.to_thread.run_sync(registry.reload))
+    supervisor.notify_reload()
+    return answer
 
 
 @router.post(
@@ -67,6 +82,7 @@ async def reload(_: AdminDep, registry: RegistryDep) -> JSONResponse:
 )
 async def load_model(name: str, _: AdminDep, registry: RegistryDep) -> JSONResponse:
     """Load (or reload) every version of one model from the models folder."""
+    _single_process_only("loading")
     report = await anyio.to_thread.run_sync(lambda: registry.reload(only=name))
     if not (report.loaded or report.kept or report.failed):
         raise ModelNotFoundError(f"no bundle named '{name}' under the models folder")
@@ -76,5 +92,6 @@ async def load_model(name: str, _: AdminDep, registry: RegistryDep) -> JSONRespo
 @router.post("/models/{name}/unload", response_model=UnloadResponse, responses=_ERRORS)
 async def unload_model(name: str, _: AdminDep, registry: RegistryDep) -> UnloadResponse:
     """Stop serving a model until it is loaded again (a full reload skips it)."""
+    _single_process_only("unloading")
     versions = registry.unload(name)
     return UnloadResponse(status="unloaded", model=name, versions=versions)

@@ -1,0 +1,166 @@
+"""`dropserve serve --processes 2`: a supervisor and two workers on one port, for real.
+
+Each worker also exposes its own metrics port (METRICS_PORT + index), which is how these tests
+see each worker's state: what it loaded and how many requests it answered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, poll_until_ready, start_server, stop_server
+from tests.factories import make_bundle
+
+TOKEN = "processes-admin-token"
+ROW = [[0.5, -1.0, 2.0]]
+
+
+def _consecutive_free_ports() -> int:
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port: int = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def workers(supervisor: int) -> list[int]:
+    """PIDs of the supervisor's spawned worker processes (not multiprocessing's helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == supervisor and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def worker_metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
+def loaded(port: int) -> set[str]:
+    pattern = r'dropserve_model_loaded\{model="([^"]+)",version="(\d+)"\} 1\.0'
+    return {f"{m}/{v}" for m, v in re.findall(pattern, worker_metrics(port))}
+
+
+def answered(port: int) -> float:
+    pattern = r'dropserve_http_requests_total\{endpoint="/v1/models/\{name\}/predict".*?\} (\S+)'
+    return sum(float(v) for v in re.findall(pattern, worker_metrics(port)))
+
+
+def wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():  # type: ignore[operator]
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, int]]:
+    models = tmp_path_factory.mktemp("models")
+    make_bundle(models, name="toyreg", seed=1)
+    metrics_port = _consecutive_free_ports()
+    env = {
+        "DROPSERVE_PROCESSES": "2",
+        "DROPSERVE_METRICS_PORT": str(metrics_port),
+        "DROPSERVE_ADMIN_TOKEN": TOKEN,
+        "DROPSERVE_DEVICE": "cpu",
+        "DROPSERVE_WARMUP_ROUNDS": "1",
+    }
+    log = tmp_path_factory.mktemp("processes") / "dropserve.log"
+    server = start_server(log, env, models_dir=models)
+    try:
+        poll_until_ready(server)
+        for index in range(2):
+            wait_for(lambda i=index: loaded(metrics_port + i) == {"toyreg/1"})
+        yield server, models, metrics_port
+    finally:
+        stop_server(server)
+
+
+def test_two_workers_share_the_port_and_answer_alike(cluster: tuple[Server, Path, int]) -> None:
+    server, _, metrics_port = cluster
+    assert len(workers(server.process.pid)) == 2
+    answers = set()
+    for _ in range(30):  # a fresh connection each time: the kernel hands it to either worker
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            response = client.post("/v1/models/toyreg/predict", json={"instances": ROW})
+            assert response.status_code == 200
+            answers.add(response.content)
+    assert len(answers) == 1
+    assert answered(metrics_port) + answered(metrics_port + 1) >= 30
+
+
+def test_admin_reload_and_sighup_reach_every_worker(cluster: tuple[Server, Path, int]) -> None:
+    server, models, metrics_port = cluster
+    make_bundle(models, name="toyreg", seed=2)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    reloaded = httpx.post(f"{server.base_url}/admin/reload", headers=auth, timeout=60)
+    assert reloaded.status_code == 200
+    for index in range(2):
+        wait_for(lambda i=index: "toyreg/2" in loaded(metrics_port + i))
+    make_bundle(models, name="other", seed=3)
+    os.kill(server.process.pid, signal.SIGHUP)
+    for index in range(2):
+        wait_for(lambda i=index: "other/1" in loaded(metrics_port + i))
+
+
+def test_loading_one_model_is_refused_with_several_workers(
+    cluster: tuple[Server, Path, int],
+) -> None:
+    server, _, _ = cluster
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for action in ("load", "unload"):
+        answer = httpx.post(f"{server.base_url}/admin/models/toyreg/{action}", headers=auth)
+        assert answer.status_code == 409
+        assert "DROPSERVE_PROCESSES" in answer.json()["error"]
+
+
+def test_a_dead_worker_is_replaced(cluster: tuple[Server, Path, int]) -> None:
+    server, _, metrics_port = cluster
+    before = workers(server.process.pid)
+    os.kill(before[0], signal.SIGKILL)
+    wait_for(lambda: len(set(workers(server.process.pid)) - set(before)) == 1)
+    for index in range(2):
+        wait_for(lambda i=index: "toyreg/1" in loaded(metrics_port + i))
+    response = httpx.post(f"{server.base_url}/v1/models/toyreg/predict", json={"instances": ROW})
+    assert response.status_code == 200
+    assert "exited with code -9; restarting it" in server.log()
+
+
+def test_sigterm_stops_every_worker_and_exits_0(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    make_bundle(models, name="toyreg", seed=1)
+    env = {"DROPSERVE_PROCESSES": "3", "DROPSERVE_DEVICE": "cpu", "DROPSERVE_WARMUP_ROUNDS": "1"}
+    server = start_server(tmp_path / "log", env, models_dir=models)
+    poll_until_ready(server)
+    pids = workers(server.process.pid)
+    assert len(pids) == 3
+    assert stop_server(server) == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
