@@ -36,6 +36,30 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    cmdline: str
+
+
+def live_processes() -> Iterator[ProcessInfo]:
+    """Every process this user can read in /proc, with its parent, group and command line."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        state, ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        cmdline = raw.replace(b"\0", b" ").decode("utf-8", "replace")
+        yield ProcessInfo(int(entry.name), state, int(ppid), int(pgrp), cmdline)
+
+
 @dataclass
 class Server:
     base_url: str

@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, poll_until_ready, start_server, stop_server
+from tests.e2e.conftest import (
+    Server,
+    live_processes,
+    poll_until_ready,
+    start_server,
+    stop_server,
+)
 from tests.factories import make_bundle
 
 TOKEN = "processes-admin-token"
@@ -40,19 +46,9 @@ def _consecutive_free_ports() -> int:
 
 def workers(supervisor: int) -> list[int]:
     """PIDs of the supervisor's spawned worker processes (not multiprocessing's helpers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == supervisor and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
+    return sorted(
+        p.pid for p in live_processes() if p.ppid == supervisor and "spawn_main" in p.cmdline
+    )
 
 
 def worker_metrics(port: int) -> str:

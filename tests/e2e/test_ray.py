@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import MODELS_DIR, Server, dropserve_command, free_port
+from tests.e2e.conftest import MODELS_DIR, Server, dropserve_command, free_port, live_processes
 
 # Cluster start, two replicas, the requests and the shutdown take ~25 s here; fail well before
 # the suite's default timeout if Ray hangs.
@@ -65,21 +65,11 @@ class RayServe:
 
 def leftover_processes(pgid: int, marker: str) -> list[str]:
     """Live processes in the driver's group, or whose command line names our RAY_TMPDIR."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (
-                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            )
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
-        if state != "Z" and (int(pgrp) == pgid or marker in cmdline):
-            found.append(f"{entry.name} [{state}] {cmdline[:160]}")
-    return found
+    return [
+        f"{p.pid} [{p.state}] {p.cmdline[:160]}"
+        for p in live_processes()
+        if p.state != "Z" and (p.pgrp == pgid or marker in p.cmdline)
+    ]
 
 
 def wait_for_no_leftovers(pgid: int, marker: str, timeout: float) -> list[str]:
