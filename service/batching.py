@@ -4,11 +4,16 @@ Requests are grouped by a key (model, version, mode and, for MC dropout, T). The
 of a group opens a window of `max_delay_s`; the group is flushed when the window closes or when
 it holds `max_rows` rows, whichever comes first. The batch function gets every request's rows
 and returns one result (or exception) per request, so rows never mix between requests.
+
+A flushed group is split across the inference workers that are idle (`slots` in all): one big
+batch would keep one core busy while the others wait for its clients to come back, which under
+a steady load of N clients is exactly what happens, since all N wait on that one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -46,9 +51,11 @@ class _Group(Generic[R]):
 class MicroBatcher(Generic[R]):
     """Collects requests per key and runs each closed group through its batch function."""
 
-    def __init__(self, max_delay_s: float, max_rows: int) -> None:
+    def __init__(self, max_delay_s: float, max_rows: int, slots: int = 1) -> None:
         self.max_delay_s = max_delay_s
         self.max_rows = max_rows
+        self.slots = slots
+        self._running = 0  # batches dispatched and not yet finished
         self._groups: dict[Hashable, _Group[R]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -75,9 +82,19 @@ class MicroBatcher(Generic[R]):
             return
         if group.timer is not None:
             group.timer.cancel()
-        task = asyncio.get_running_loop().create_task(self._execute(group))
-        self._tasks.add(task)  # keep a reference until it finishes
-        task.add_done_callback(self._tasks.discard)
+        idle = self.slots - self._running
+        parts = max(1, min(idle, len(group.items)))
+        bounds = [round(i * len(group.items) / parts) for i in range(parts + 1)]
+        for start, end in itertools.pairwise(bounds):
+            part = _Group(items=group.items[start:end], rows=0, run=group.run)
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._execute(part))
+            self._tasks.add(task)  # keep a reference until it finishes
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running -= 1
+        self._tasks.discard(task)
 
     @staticmethod
     async def _execute(group: _Group[R]) -> None:

@@ -88,7 +88,9 @@ class DataPlane:
         self._inflight = 0
         self._capacity = settings.workers + settings.max_queue
         self._batcher: MicroBatcher[Any] | None = (
-            MicroBatcher(settings.batch_max_delay_ms / 1000.0, settings.batch_max_rows)
+            MicroBatcher(
+                settings.batch_max_delay_ms / 1000.0, settings.batch_max_rows, settings.workers
+            )
             if settings.batching
             else None
         )

@@ -87,10 +87,44 @@ def test_batcher_flushes_at_max_rows_and_isolates_failures() -> None:
     assert isinstance(results[3], ValueError)
 
 
+def test_a_flushed_group_is_split_across_idle_workers() -> None:
+    """8 requests, 2 slots idle: two batches of 4 run side by side; with one slot taken by a
+    batch still running, the next group runs whole."""
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def record(items: list[BatchItem[Any]]) -> list[Any]:
+        calls.append(len(items))
+        if items[0].seed == 100:  # the long-running batch
+            await release.wait()
+        return [item.seed for item in items]
+
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.02, max_rows=100, slots=2)
+
+        def submit(seed: int) -> Any:
+            return batcher.submit("k", BatchItem(rows=np.zeros((1, 1)), seed=seed), record)
+
+        first = await asyncio.gather(*(submit(i) for i in range(8)))
+        blocker = asyncio.ensure_future(submit(100))
+        await asyncio.sleep(0.05)  # its window closed: it holds one slot
+        second = await asyncio.gather(*(submit(i) for i in range(8, 14)))
+        release.set()
+        return [*first, *second, await blocker]
+
+    results = asyncio.run(scenario())
+    assert calls == [4, 4, 1, 6]
+    assert results == [*range(14), 100]
+
+
 def test_batched_predictions_equal_unbatched(toy_models_dir: Path) -> None:
     plain, _ = _dataplane(toy_models_dir)
     batched, recording = _dataplane(
-        toy_models_dir, batching=True, batch_max_delay_ms=50, inline_max_macs=0
+        toy_models_dir,
+        batching=True,
+        batch_max_delay_ms=50,
+        inline_max_macs=0,
+        inference_threads=1,  # one worker: the whole group runs as one batch
     )
 
     async def scenario() -> tuple[list[Any], list[Any]]:
@@ -107,7 +141,9 @@ def test_batched_predictions_equal_unbatched(toy_models_dir: Path) -> None:
 
 def test_batched_uncertainty_keeps_each_requests_own_seed(toy_models_dir: Path) -> None:
     plain, _ = _dataplane(toy_models_dir)
-    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+    batched, recording = _dataplane(
+        toy_models_dir, batching=True, batch_max_delay_ms=50, inference_threads=1
+    )
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         together = await asyncio.gather(
@@ -128,7 +164,9 @@ def test_batched_uncertainty_keeps_each_requests_own_seed(toy_models_dir: Path) 
 
 
 def test_seeded_requests_run_alone_and_replay_exactly(toy_models_dir: Path) -> None:
-    batched, recording = _dataplane(toy_models_dir, batching=True, batch_max_delay_ms=50)
+    batched, recording = _dataplane(
+        toy_models_dir, batching=True, batch_max_delay_ms=50, inference_threads=1
+    )
 
     async def scenario() -> list[Any]:
         return list(
