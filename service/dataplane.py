@@ -314,7 +314,7 @@ class DataPlane:
         tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
 
         def summarise(request: _Request, draws: torch.Tensor) -> Any:
-            _require_finite(torch.isfinite(draws).all(dim=2).all(dim=0).cpu().numpy())
+            _require_finite(np.isfinite(draws.numpy()).all(axis=(0, 2)))  # draws are on the CPU
             if classification:
                 return summarise_classification(draws), draws
             return summarise_regression(draws, tau, request.interval), draws

@@ -77,6 +77,8 @@ class AccessMiddleware:
         version = "" if context.version is None else str(context.version)
         label = method if method in METHODS else OTHER
         self.metrics.observe_request(endpoint, label, status, model, version, seconds)
+        if not logger.isEnabledFor(logging.INFO):
+            return  # the line would be dropped: do not build it
         fields: dict[str, Any] = {
             "method": method,
             "path": endpoint,
