@@ -90,11 +90,11 @@ class Settings(BaseSettings):
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."
     )
     inline_max_macs: int = Field(
-        100_000,
+        50_000_000,
         ge=0,
         description="Inference calls of at most this many multiply-adds (rows x network size, "
-        "x T for uncertainty) run on the event loop: cheaper than the hop to a worker thread "
-        "(0: always a worker).",
+        "x T for uncertainty; 50M is about 1 ms on one core) run on the event loop: cheaper "
+        "than the hop to a worker thread and its contention for the core (0: always a worker).",
     )
     fast_path: bool = Field(
         True,
