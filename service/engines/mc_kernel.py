@@ -170,11 +170,23 @@ def mc_forward(net: PreparedNetwork, x: torch.Tensor, passes: int, masks: MaskFn
     else:
         h = x.unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
         start = 0
+    activate = _IN_PLACE.get(type(net.activation), net.activation)
     for index in range(start, last + 1):
         rate = rates[index]
         if rate > 0.0:
-            h = h * masks(index, tuple(h.shape), rate)
+            mask = masks(index, tuple(h.shape), rate)
+            # In place only on a tensor this loop made: the first masked h can be a view of
+            # the caller's `x`, or an expanded view (one row) whose elements share memory.
+            h = h * mask if index == start else h.mul_(mask)
         h = torch.addmm(biases[index], h, weights[index])
         if index < last:
-            h = net.activation(h)
+            h = activate(h)
     return h.reshape(passes, rows, -1)
+
+
+# Activations applied in place on the fresh output of addmm: one allocation less per layer.
+_IN_PLACE: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.Tanh: torch.tanh_,
+    nn.Sigmoid: torch.sigmoid_,
+}

@@ -46,14 +46,18 @@ def reference(
 
 @pytest.mark.parametrize("style", ["inverted", "classic"])
 @pytest.mark.parametrize("input_dropout", [0.0, 0.2])
+@pytest.mark.parametrize(("rows", "passes"), [(5, 7), (1, 7), (1, 1), (4, 1)])
 def test_kernel_equals_the_definition_on_the_same_masks(
-    style: DropoutStyle, input_dropout: float
+    style: DropoutStyle, input_dropout: float, rows: int, passes: int
 ) -> None:
+    """Also for one row or one pass, where the stacked activations start as views (the kernel
+    works in place only on tensors it made, and leaves `x` untouched)."""
     config = make_config(
         style=style, hidden=(16, 8), dropout=(0.3, 0.1), input_dropout=input_dropout, n_outputs=2
     )
     network = make_network(config, seed=3)
-    x = torch.randn(5, config.n_features, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(rows, config.n_features, generator=torch.Generator().manual_seed(1))
+    original = x.clone()
     masks: list[torch.Tensor] = []
     source = torch.Generator().manual_seed(2)
 
@@ -63,10 +67,11 @@ def test_kernel_equals_the_definition_on_the_same_masks(
         return mask
 
     with torch.inference_mode():
-        fast = mc_forward(prepare_network(network, CPU), x, 7, record)
-        slow = reference(network, x, 7, masks)
-    assert fast.shape == (7, 5, 2)
+        fast = mc_forward(prepare_network(network, CPU), x, passes, record)
+        slow = reference(network, x, passes, masks)
+    assert fast.shape == (passes, rows, 2)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    assert torch.equal(x, original)
 
 
 def test_keep_rate_is_the_quantised_rate() -> None:
