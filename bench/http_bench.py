@@ -264,37 +264,63 @@ def run(quick: bool = False) -> dict[str, Any]:
 BATCHING_WORKLOAD = Workload("B1", "large", "uncertainty", 1, 100)
 
 
+BATCHING_VARIANTS = {
+    "off": {"DROPSERVE_BATCHING": "false"},
+    "on": {"DROPSERVE_BATCHING": "true"},  # the default window: 0 ms
+    "on, 2 ms": {"DROPSERVE_BATCHING": "true", "DROPSERVE_BATCH_MAX_DELAY_MS": "2"},
+}
+
+
 def run_batching(quick: bool = False) -> dict[str, Any]:
-    """Single-row T=100 uncertainty requests on the large model at concurrency 32, dynamic
-    batching off and on, in the same run."""
+    """Single-row T=100 uncertainty requests at concurrency 32 on the large model (the issue's
+    case) and the small one (W3), dynamic batching off, on (default window) and on with a
+    2 ms window, in the same run."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench batching needs wrk: apt-get install --no-install-recommends wrk")
     seconds = 2.0 if quick else 10.0
     rows: list[dict[str, Any]] = []
+    workloads = (BATCHING_WORKLOAD, WORKLOADS[2])
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         models = work / "models"
-        write_bundle(models, BENCH_MODELS["large"])
+        for name in ("small", "large"):
+            write_bundle(models, BENCH_MODELS[name])
         script = work / "post.lua"
         script.write_text(LUA)
-        body = work / "body.json"
-        body.write_bytes(BATCHING_WORKLOAD.body())
-        for batching in ("false", "true"):
-            env = {**DROPSERVE_ENV, "DROPSERVE_BATCHING": batching}
-            with _server(_dropserve_command(models), env, work / f"batching-{batching}.log") as url:
-                target = f"{url}/v1/models/large/uncertainty"
-                _wrk(target, body, script, 4, 1.0)
-                stats = _wrk(target, body, script, 32, seconds)
-                rows.append({"batching": batching, **stats})
-                print(f"  batching={batching}: {stats['rps']:.0f} req/s", flush=True)
+        for workload in workloads:
+            body = work / f"{workload.key}.json"
+            body.write_bytes(workload.body())
+            for variant, extra in BATCHING_VARIANTS.items():
+                env = {**DROPSERVE_ENV, **extra}
+                log = work / f"batching-{workload.key}-{len(rows)}.log"
+                with _server(_dropserve_command(models), env, log) as url:
+                    target = f"{url}/v1/models/{workload.model}/uncertainty"
+                    _wrk(target, body, script, 4, 1.0)
+                    stats = _wrk(target, body, script, 32, seconds)
+                    rows.append({"model": workload.model, "batching": variant, **stats})
+                    print(f"  {workload.model} {variant}: {stats['rps']:.0f} req/s", flush=True)
     print_table(
-        ["batching", "req/s", "p50 ms", "p99 ms", "errors"],
-        [[r["batching"], r["rps"], r["p50_ms"], r["p99_ms"], int(r["errors"])] for r in rows],
+        ["model", "batching", "req/s", "p50 ms", "p99 ms", "errors"],
+        [
+            [r["model"], r["batching"], r["rps"], r["p50_ms"], r["p99_ms"], int(r["errors"])]
+            for r in rows
+        ],
     )
-    off, on = rows
+
+    def run_of(model: str, variant: str) -> dict[str, Any]:
+        return next(r for r in rows if (r["model"], r["batching"]) == (model, variant))
+
+    off, on = run_of("large", "off"), run_of("large", "on")
     ratios = {
         "batching_throughput_on_vs_off": on["rps"] / off["rps"],
         "batching_p99_on_vs_off": on["p99_ms"] / off["p99_ms"],
+        "batching_2ms_throughput_vs_off": run_of("large", "on, 2 ms")["rps"] / off["rps"],
+        "batching_small_throughput_on_vs_off": (
+            run_of("small", "on")["rps"] / run_of("small", "off")["rps"]
+        ),
+        "batching_small_p99_on_vs_off": (
+            run_of("small", "on")["p99_ms"] / run_of("small", "off")["p99_ms"]
+        ),
     }
     print()
     print_ratios(ratios)

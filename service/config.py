@@ -103,12 +103,15 @@ class Settings(BaseSettings):
         "request through FastAPI.",
     )
     batching: bool = Field(
-        False,
+        True,
         description="Dynamic batching: requests for the same model, mode and T that arrive "
         "within the batch window run as one engine call (seeded MC requests always run alone).",
     )
     batch_max_delay_ms: float = Field(
-        2.0, ge=0, description="Longest a request waits for others to join its batch (ms)."
+        0.0,
+        ge=0,
+        description="Longest a request waits for others to join its batch (ms); 0 batches "
+        "only the requests that arrive together, so no request waits.",
     )
     batch_max_rows: int = Field(256, ge=1, description="Rows at which a batch runs at once.")
     max_queue: int = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 import anyio
@@ -313,11 +313,37 @@ class DataPlane:
         classification = model.manifest.task == "classification"
         tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
 
-        def summarise(request: _Request, draws: torch.Tensor) -> Any:
-            _require_finite(np.isfinite(draws.numpy()).all(axis=(0, 2)))  # draws are on the CPU
-            if classification:
-                return summarise_classification(draws), draws
-            return summarise_regression(draws, tau, request.interval), draws
+        def summarise(requests: list[_Request], draws: torch.Tensor) -> list[Any]:
+            """Each request's (summary, draws), or its error. Requests with the same interval
+            mass are summarised in one call: the interval solver costs about as much for thirty
+            rows as for one, and a row's numbers do not depend on the rows beside it."""
+            finite = np.isfinite(draws.numpy()).all(axis=(0, 2))  # draws are on the CPU
+            bounds = np.cumsum([0, *(request.rows.shape[0] for request in requests)]).tolist()
+            results: list[Any] = [None] * len(requests)
+            groups: dict[float, list[int]] = {}
+            for index, request in enumerate(requests):
+                try:
+                    _require_finite(finite[bounds[index] : bounds[index + 1]])
+                except InvalidInputError as exc:
+                    results[index] = exc
+                    continue
+                level = 0.0 if classification else request.interval
+                groups.setdefault(level, []).append(index)
+            for level, members in groups.items():
+                rows = torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in members])
+                picked = draws.index_select(1, rows)
+                summary: Any = (
+                    summarise_classification(picked)
+                    if classification
+                    else summarise_regression(picked, tau, level)
+                )
+                offset = 0
+                for index in members:
+                    size = bounds[index + 1] - bounds[index]
+                    part = draws[:, bounds[index] : bounds[index + 1]]
+                    results[index] = (_row_slice(summary, offset, offset + size), part)
+                    offset += size
+            return results
 
         async def run(items: list[BatchItem[Any]]) -> list[Any]:
             requests = [item for item in items if isinstance(item, _Request)]
@@ -328,16 +354,7 @@ class DataPlane:
                 draws = model.mc.sample_segments(
                     stacked, segments, samples, deadline=deadline, precision=precision
                 )
-                results: list[Any] = []
-                offset = 0
-                for request in requests:
-                    part = draws[:, offset : offset + request.rows.shape[0]]
-                    offset += request.rows.shape[0]
-                    try:
-                        results.append(summarise(request, part))
-                    except InvalidInputError as exc:
-                        results.append(exc)
-                return results
+                return summarise(requests, draws)
 
             return await self._execute(
                 work,
@@ -356,6 +373,13 @@ class _Request(BatchItem[Any]):
     event: InferenceEvent = field(default_factory=lambda: InferenceEvent("", 0, "predict"))
     interval: float = 0.95
     submitted: float = field(default_factory=time.perf_counter)
+
+
+def _row_slice(summary: Any, start: int, stop: int) -> Any:
+    """Rows start:stop of a regression or classification summary (every field is per row)."""
+    return type(summary)(
+        **{field.name: getattr(summary, field.name)[start:stop] for field in fields(summary)}
+    )
 
 
 def _split(values: npt.NDArray[np.float64], requests: list[_Request]) -> list[Any]:

@@ -117,15 +117,18 @@ def _torch_mixture_interval(
     x = torch.minimum(torch.maximum(x, lo), hi)
     error_lo, error_hi = (-q).expand_as(x).clone(), (1.0 - q).expand_as(x).clone()
     density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
+    passes_last = samples.movedim(0, -1).contiguous()  # sums in the same order for any rows
+    scale_last = scale.unsqueeze(-1)
     for _ in range(_NEWTON_STEPS):
-        u = (x.unsqueeze(1) - samples.unsqueeze(0)) / scale  # (2, T, rows, outputs)
+        u = (x.unsqueeze(-1) - passes_last) / scale_last  # (2, rows, outputs, T)
         # The normal CDF as erfc: torch's ndtr computes it so too, at twice the calls.
-        error = torch.erfc(u * -_SQRT_HALF).mean(dim=1) * 0.5 - q
-        if float(error.abs().max()) < _CDF_TOLERANCE:
+        error = torch.erfc(u * -_SQRT_HALF).mean(dim=-1) * 0.5 - q
+        settled = error.abs() < _CDF_TOLERANCE
+        if bool(settled.all()):
             break
         bump = torch.exp(-0.5 * u * u)
-        density = bump.mean(dim=1) * density_norm  # the CDF's first derivative
-        slope = (u * bump).mean(dim=1) * (-density_norm / scale)  # and its second
+        density = bump.mean(dim=-1) * density_norm  # the CDF's first derivative
+        slope = (u * bump).mean(dim=-1) * (-density_norm / scale)  # and its second
         below = error < 0
         lo, error_lo = torch.where(below, x, lo), torch.where(below, error, error_lo)
         hi, error_hi = torch.where(below, hi, x), torch.where(below, error_hi, error)
@@ -135,7 +138,10 @@ def _torch_mixture_interval(
         # fall back to the secant through the bracket ends, which lands inside and near such
         # a root at once (bisection would crawl there one bit per step).
         secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
-        x = torch.where((halley > lo) & (halley < hi), halley, secant)
+        stepped = torch.where((halley > lo) & (halley < hi), halley, secant)
+        # Each bound of each row stops where it alone met the tolerance, so an answer does not
+        # depend on the rows (of other requests, batched) solved beside it.
+        x = torch.where(settled, x, stepped)
     return x[0], x[1]
 
 
@@ -160,28 +166,30 @@ def _cpu_mixture_interval(samples: Array, scale: Array, level: float) -> tuple[A
     error_lo, error_hi = np.zeros_like(x) - q, np.ones_like(x) - q
     density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale * passes)
     slope_norm = -density_norm / scale
-    centred = samples / scale
+    # Passes on the last, contiguous axis: every sum over them then adds in the same order
+    # whatever the number of rows, so a row's bounds are the same alone or batched.
+    centred = np.ascontiguousarray(np.moveaxis(samples / scale, 0, -1))  # (rows, outputs, T)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         for _ in range(_NEWTON_STEPS):
-            u = (x / scale)[:, None] - centred  # (2, T, rows, outputs)
+            u = (x / scale)[..., None] - centred  # (2, rows, outputs, T)
             tails = torch.erfc(torch.from_numpy(u * -_SQRT_HALF)).numpy()  # 2 x the normal CDF
-            error = np.add.reduce(tails, axis=1) * (0.5 / passes) - q
-            if np.abs(error).max() < _CDF_TOLERANCE:
+            error = np.add.reduce(tails, axis=-1) * (0.5 / passes) - q
+            settled = np.abs(error) < _CDF_TOLERANCE
+            if settled.all():
                 break
             bump = np.exp(-0.5 * u * u)
-            density = np.add.reduce(bump, axis=1) * density_norm
-            slope = np.add.reduce(u * bump, axis=1) * slope_norm
+            density = np.add.reduce(bump, axis=-1) * density_norm
+            slope = np.add.reduce(u * bump, axis=-1) * slope_norm
             below = error < 0
             lo, error_lo = np.where(below, x, lo), np.where(below, error, error_lo)
             hi, error_hi = np.where(below, hi, x), np.where(below, error_hi, error)
             step = error / density
             halley = x - step / (1.0 - 0.5 * step * slope / density)
             inside = (halley > lo) & (halley < hi)
-            if inside.all():  # the usual case; the secant is only needed where it is not
-                x = halley
-                continue
-            secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
-            x = np.where(inside, halley, secant)
+            if not inside.all():  # usually it is; the secant is only needed where it is not
+                secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
+                halley = np.where(inside, halley, secant)
+            x = np.where(settled, x, halley)  # as in torch: each element stops on its own
     return x[0], x[1]
 
 
@@ -199,7 +207,10 @@ def summarise_regression(
     tau = tau.double().to(samples.device)
     if samples.device.type == "cpu":  # NumPy: a fraction of torch's per-call cost (see above)
         passes, inverse_tau = samples.numpy(), 1.0 / tau.numpy()
-        mean_, epistemic_ = passes.mean(axis=0), passes.var(axis=0)
+        # Moments over a contiguous last axis: summed in the same order for any number of rows,
+        # so a request's numbers are the same alone or summarised with a batch.
+        passes_last = np.ascontiguousarray(np.moveaxis(passes, 0, -1))
+        mean_, epistemic_ = passes_last.mean(axis=-1), passes_last.var(axis=-1)
         aleatoric_ = np.broadcast_to(inverse_tau, mean_.shape).copy()
         variance_ = epistemic_ + aleatoric_
         low, high = _cpu_mixture_interval(passes, np.maximum(np.sqrt(inverse_tau), 1e-12), level)
@@ -232,11 +243,13 @@ def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
 
 def summarise_classification(probabilities: torch.Tensor) -> ClassificationSummary:
     """Summarise per-pass softmax probabilities of shape (T, rows, classes); entropies in nats."""
-    probabilities = probabilities.double()
-    mean = probabilities.mean(dim=0)
-    variance = probabilities.var(dim=0, correction=0)
+    # Passes last and contiguous: every reduction adds in the same order for any number of
+    # rows (see summarise_regression).
+    per_row = probabilities.double().movedim(0, -1).contiguous()  # (rows, classes, T)
+    mean = per_row.mean(dim=-1)
+    variance = per_row.var(dim=-1, correction=0)
     predictive = _entropy(mean)
-    expected = _entropy(probabilities).mean(dim=0)
+    expected = (-torch.special.xlogy(per_row, per_row).sum(dim=-2)).mean(dim=-1)
     # H[E p] >= E H[p] by concavity; clamp the float round-off that can make it -1e-17.
     mutual = (predictive - expected).clamp_min(0.0)
     return ClassificationSummary(

@@ -85,6 +85,23 @@ def test_mixture_interval_holds_the_requested_mass(
     assert mass == pytest.approx(level, abs=1e-9)
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_row_gets_the_same_bounds_alone_or_beside_others(solver: str) -> None:
+    """Batched requests are summarised together: each row's bounds must not depend on that."""
+    rng = np.random.default_rng(4)
+    # Rows that converge after different numbers of steps: tight, bimodal, heavy-tailed.
+    tight = 5.0 + 0.01 * rng.normal(size=200)
+    bimodal = np.concatenate([rng.exponential(1.0, 150), 8.0 + rng.normal(0, 0.2, 50)])
+    heavy = 3.0 * rng.standard_t(2, size=200)
+    samples = torch.as_tensor(np.stack([tight, bimodal, heavy], axis=1)[..., None])
+    noise = torch.tensor([0.05], dtype=torch.float64)
+    together = SOLVERS[solver](samples, noise, 0.9)
+    for row in range(3):
+        alone = SOLVERS[solver](samples[:, row : row + 1], noise, 0.9)
+        for both, one in zip(together, alone, strict=True):
+            assert torch.equal(both[row : row + 1], one)
+
+
 def test_both_solvers_agree_on_many_rows_and_outputs() -> None:
     rng = np.random.default_rng(3)
     samples = torch.as_tensor(rng.standard_t(3, size=(300, 7, 2)) * [1.0, 20.0])
