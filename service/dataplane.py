@@ -1,7 +1,9 @@
 """The protocol-neutral data plane: look up a model, validate rows and limits, run an engine.
 
-Both HTTP protocols (our JSON API and the Open Inference Protocol) call this; inference runs on
-worker threads, bounded by a capacity limiter, so the event loop keeps answering health checks.
+Both HTTP protocols (our JSON API and the Open Inference Protocol) call this. Inference of up
+to about a millisecond runs on the event loop; larger work runs on worker threads, bounded by a
+capacity limiter, so the event loop keeps answering health checks. Concurrent unseeded requests
+are batched (service.batching) and summarised together (service.summaries).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -19,33 +21,18 @@ import torch
 
 from service.batching import BatchFn, BatchItem, MicroBatcher
 from service.config import Settings
-from service.engines import (
-    ClassificationSummary,
-    RegressionSummary,
-    summarise_classification,
-    summarise_regression,
-)
+from service.engines import ClassificationSummary, RegressionSummary
 from service.engines.precision import Precision, resolve_precision
 from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from service.ids import new_seed
 from service.inputs import Rows, encode_instances
 from service.observer import InferenceEvent, InferenceObserver, Mode, NullObserver, outcome_of
 from service.registry import LoadedModel, ModelRegistry
+from service.summaries import require_finite, summarise_requests
 
 __all__ = ["DataPlane", "Prediction", "Uncertainty"]
 
 T = TypeVar("T")
-
-
-def _require_finite(finite_rows: npt.ArrayLike) -> None:
-    """Refuse outputs that overflowed: a 200 carrying nulls for them would be silently wrong."""
-    bad = np.flatnonzero(~np.asarray(finite_rows, dtype=bool))
-    if bad.size:
-        raise InvalidInputError(
-            f"instances[{int(bad[0])}]: the model's output is not a finite number (its float32 "
-            "arithmetic overflowed); the feature values are far outside the range the model was "
-            "trained on, send values of a realistic magnitude"
-        )
 
 
 @dataclass(frozen=True)
@@ -209,7 +196,7 @@ class DataPlane:
                     [time.perf_counter()],
                     macs,
                 )
-                _require_finite(np.isfinite(values).all(axis=1))
+                require_finite(np.isfinite(values).all(axis=1))
             else:
                 key = ("predict", model.name, model.version)
                 item = _Request(rows=rows, event=event)
@@ -229,7 +216,7 @@ class DataPlane:
             results: list[Any] = []
             for part in _split(values, requests):
                 try:
-                    _require_finite(np.isfinite(part).all(axis=1))
+                    require_finite(np.isfinite(part).all(axis=1))
                     results.append(part)
                 except InvalidInputError as exc:
                     results.append(exc)
@@ -311,39 +298,7 @@ class DataPlane:
         self, model: LoadedModel, samples: int, precision: Precision
     ) -> BatchFn[Any]:
         classification = model.manifest.task == "classification"
-        tau = torch.tensor(model.manifest.tau or (), dtype=torch.float64)
-
-        def summarise(requests: list[_Request], draws: torch.Tensor) -> list[Any]:
-            """Each request's (summary, draws), or its error. Requests with the same interval
-            mass are summarised in one call: the interval solver costs about as much for thirty
-            rows as for one, and a row's numbers do not depend on the rows beside it."""
-            finite = np.isfinite(draws.numpy()).all(axis=(0, 2))  # draws are on the CPU
-            bounds = np.cumsum([0, *(request.rows.shape[0] for request in requests)]).tolist()
-            results: list[Any] = [None] * len(requests)
-            groups: dict[float, list[int]] = {}
-            for index, request in enumerate(requests):
-                try:
-                    _require_finite(finite[bounds[index] : bounds[index + 1]])
-                except InvalidInputError as exc:
-                    results[index] = exc
-                    continue
-                level = 0.0 if classification else request.interval
-                groups.setdefault(level, []).append(index)
-            for level, members in groups.items():
-                rows = torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in members])
-                picked = draws.index_select(1, rows)
-                summary: Any = (
-                    summarise_classification(picked)
-                    if classification
-                    else summarise_regression(picked, tau, level)
-                )
-                offset = 0
-                for index in members:
-                    size = bounds[index + 1] - bounds[index]
-                    part = draws[:, bounds[index] : bounds[index + 1]]
-                    results[index] = (_row_slice(summary, offset, offset + size), part)
-                    offset += size
-            return results
+        tau = None if classification else torch.tensor(model.manifest.tau, dtype=torch.float64)
 
         async def run(items: list[BatchItem[Any]]) -> list[Any]:
             requests = [item for item in items if isinstance(item, _Request)]
@@ -354,7 +309,9 @@ class DataPlane:
                 draws = model.mc.sample_segments(
                     stacked, segments, samples, deadline=deadline, precision=precision
                 )
-                return summarise(requests, draws)
+                sizes = [request.rows.shape[0] for request in requests]
+                levels = [request.interval for request in requests]
+                return summarise_requests(draws, sizes, levels, tau)
 
             return await self._execute(
                 work,
@@ -373,13 +330,6 @@ class _Request(BatchItem[Any]):
     event: InferenceEvent = field(default_factory=lambda: InferenceEvent("", 0, "predict"))
     interval: float = 0.95
     submitted: float = field(default_factory=time.perf_counter)
-
-
-def _row_slice(summary: Any, start: int, stop: int) -> Any:
-    """Rows start:stop of a regression or classification summary (every field is per row)."""
-    return type(summary)(
-        **{field.name: getattr(summary, field.name)[start:stop] for field in fields(summary)}
-    )
 
 
 def _split(values: npt.NDArray[np.float64], requests: list[_Request]) -> list[Any]:
