@@ -106,6 +106,9 @@ class _Supervisor:
     def forward(self, sig: int, frame: FrameType | None) -> None:
         if sig in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
+            # Ctrl-C in a terminal already sent the workers (same process group) a SIGINT; a
+            # second SIGINT would make uvicorn abandon requests in flight, a SIGTERM does not.
+            sig = signal.SIGTERM
         for slot in self.slots:
             if slot.process.pid is not None and slot.process.is_alive():
                 os.kill(slot.process.pid, sig)
@@ -151,9 +154,8 @@ def supervise(settings: Settings) -> int:
     """Serve with `settings.processes` worker processes until SIGTERM or SIGINT."""
     configure_logging(settings.log_level, settings.log_format)
     sock = _bind(settings.host, settings.port)
-    logger.info(
-        "dropserve: %d processes on http://%s:%d", settings.processes, settings.host, settings.port
-    )
+    port = sock.getsockname()[1]  # the one bound, when the setting was 0
+    logger.info("dropserve: %d processes on http://%s:%d", settings.processes, settings.host, port)
     try:
         return _Supervisor(settings, sock).run()
     finally:

@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -159,4 +160,32 @@ def test_sigterm_stops_every_worker_and_exits_0(tmp_path: Path) -> None:
     pids = workers(server.process.pid)
     assert len(pids) == 3
     assert stop_server(server) == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_ctrl_c_reaching_every_process_lets_requests_finish(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole process group, supervisor and workers at once; the
+    supervisor must not add a second SIGINT, on which uvicorn abandons requests in flight."""
+    models = tmp_path / "models"
+    make_bundle(models, name="toyreg", seed=1)
+    env = {
+        "DROPSERVE_PROCESSES": "2",
+        "DROPSERVE_DEVICE": "cpu",
+        "DROPSERVE_WARMUP_ROUNDS": "1",
+        "DROPSERVE_MC_CHUNK_ELEMENTS": "1024",  # many small chunks: a slow request
+    }
+    server = start_server(tmp_path / "log", env, models_dir=models)
+    poll_until_ready(server)
+    pids = workers(server.process.pid)
+    slow = {"instances": ROW * 200, "samples": 10_000, "seed": 1}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            httpx.post, f"{server.base_url}/v1/models/toyreg/uncertainty", json=slow, timeout=60
+        )
+        time.sleep(0.5)
+        assert not answer.done()
+        for pid in [*pids, server.process.pid]:
+            os.kill(pid, signal.SIGINT)
+        assert answer.result().status_code == 200
+    assert server.process.wait(timeout=60) == 0, server.log()
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
