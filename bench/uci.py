@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import multiprocessing
 import os
@@ -31,7 +32,7 @@ import torch
 
 from bench.uci_data import find_datasets, load_dataset
 from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
-from bench.uci_results import entry, markdown, pm, write_results
+from bench.uci_results import entry, markdown, pm, previous_entry, write_results
 from service.device import resolve_torch_device
 
 __all__ = ["build_parser", "main"]
@@ -71,7 +72,8 @@ def _tasks(args: argparse.Namespace, settings: ProtocolSettings) -> list[_Task]:
     tasks = []
     for name in names:
         dataset = load_dataset(args.data_dir / name)
-        wanted = range(min(args.splits or len(dataset.splits), len(dataset.splits)))
+        total = len(dataset.splits)
+        wanted = range(args.first_split, min(args.first_split + (args.splits or total), total))
         # Only splits of equal size stack; published splits all are.
         by_size: dict[int, list[int]] = {}
         for split in wanted:
@@ -84,13 +86,50 @@ def _tasks(args: argparse.Namespace, settings: ProtocolSettings) -> list[_Task]:
     return tasks
 
 
+def _extended(
+    out: Path, name: str, results: list[SplitResult], seconds: float, meta: dict[str, Any]
+) -> tuple[list[SplitResult], float]:
+    """`results` added to the data set's earlier splits in `out` (a split run again replaces
+    its earlier result); `meta` records both commands. The settings must be the same."""
+    previous = previous_entry(out, name)
+    if previous is None:
+        return results, seconds
+    earlier, found = previous
+    if _comparable(found["settings"]) != _comparable(meta["settings"]):
+        raise SystemExit(
+            f"bench.uci: error: --extend: {name} in {out.with_suffix('.json')} was run with "
+            f"other settings ({found['settings']}); run without --extend or match them"
+        )
+    fresh = {result.split for result in results}
+    kept = [result for result in earlier if result.split not in fresh]
+    meta["command"] = f"{found['command']} && {meta['command']}"
+    return kept + results, found["seconds"] + seconds
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    # As stored in JSON (tuples become lists), without what does not change the results.
+    stored: dict[str, Any] = json.loads(json.dumps(settings))
+    for key in ("progress", "chunk_elements"):
+        stored.pop(key, None)
+    return stored
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.uci", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of <dataset>/data.txt")
     parser.add_argument(
         "--datasets", type=lambda s: s.split(","), help="comma-separated (default: all)"
     )
-    parser.add_argument("--splits", type=int, default=0, help="first N splits (default: all)")
+    parser.add_argument("--splits", type=int, default=0, help="N splits (default: all)")
+    parser.add_argument(
+        "--first-split", type=int, default=0, help="the first split to run (default: 0)"
+    )
+    parser.add_argument(
+        "--extend",
+        action="store_true",
+        help="add these splits to the data set's results already in --out (same settings), so "
+        "the protocol can be run a few splits at a time",
+    )
     parser.add_argument("--epochs", type=int, default=0, help="default: n_epochs.txt x 100 (4000)")
     parser.add_argument(
         "--validation-samples", type=int, default=1000, help="T for the grid's validation LL"
@@ -178,7 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "regenerated_splits": dataset.regenerated_splits,
         }
-        entries[name] = entry(name, *grouped[name], meta)
+        results, seconds = grouped[name]
+        if args.extend:
+            results, seconds = _extended(args.out, name, results, seconds, meta)
+        entries[name] = entry(name, results, seconds, meta)
         write_results(args.out, {name: entries[name]})
         summary = entries[name]["summary"]
         print(

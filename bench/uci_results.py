@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.uci_protocol import SplitResult
+from bench.uci_protocol import ProtocolResult, SplitResult
 from bench.uci_published import PUBLISHED
 
 __all__ = ["entry", "markdown", "pm", "summarise", "write_results"]
@@ -122,6 +122,22 @@ def markdown(report: dict[str, Any]) -> str:
     for name, entry in sorted(report["datasets"].items()):
         lines.append(f"- {name} ({entry['date']}, {entry['seconds']:.0f} s): `{entry['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def previous_entry(out: Path, name: str) -> tuple[list[SplitResult], dict[str, Any]] | None:
+    """The splits already in `<out>.json` for data set `name`, and their entry; None if none."""
+    path = out.with_suffix(".json")
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())["datasets"].get(name)
+    if found is None:
+        return None
+    results = []
+    for raw in found["per_split"]:
+        protocol = raw.get("protocol")
+        fields = {**raw, "protocol": None if protocol is None else ProtocolResult(**protocol)}
+        results.append(SplitResult(**fields))
+    return results, found
 
 
 def write_results(out: Path, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,6 +171,30 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
     table = out.with_suffix(".md").read_text()
     assert "| toy | 1 | 20 |" in table
     assert "--quick" in table
+
+
+def test_extend_adds_splits_to_earlier_results(tmp_path: Path) -> None:
+    data_dir = tmp_path / "uci"
+    write_dataset(data_dir / "toy", 150, with_index_files=True)
+    out = tmp_path / "results" / "ext"
+    argv = ["--data-dir", str(data_dir), "--datasets", "toy", "--quick", "--out", str(out)]
+    argv += ["--quiet", "--protocol-selection"]
+
+    def run(*extra: str) -> dict[str, Any]:
+        assert main([*argv, "--epochs", "20", *extra]) == 0
+        report: dict[str, Any] = json.loads(out.with_suffix(".json").read_text())
+        return report["datasets"]["toy"]
+
+    first = run()
+    extended = run("--first-split", "1", "--splits", "2", "--extend")
+    assert [s["split"] for s in extended["per_split"]] == [0, 1, 2]
+    assert extended["per_split"][0] == first["per_split"][0]
+    assert extended["splits"] == 3
+    assert "&& python -m bench.uci" in extended["command"]
+    again = run("--first-split", "2", "--splits", "1", "--extend")  # a split run again replaces
+    assert [s["split"] for s in again["per_split"]] == [0, 1, 2]
+    with pytest.raises(SystemExit, match="other settings"):
+        main([*argv, "--epochs", "21", "--extend", "--first-split", "1", "--splits", "1"])
 
 
 def test_the_runner_needs_only_torch_and_numpy() -> None:
