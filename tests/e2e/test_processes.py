@@ -156,10 +156,13 @@ def test_sigterm_stops_every_worker_and_exits_0(tmp_path: Path) -> None:
     make_bundle(models, name="toyreg", seed=1)
     env = {"DROPSERVE_PROCESSES": "3", "DROPSERVE_DEVICE": "cpu", "DROPSERVE_WARMUP_ROUNDS": "1"}
     server = start_server(tmp_path / "log", env, models_dir=models)
-    poll_until_ready(server)
-    pids = workers(server.process.pid)
-    assert len(pids) == 3
-    assert stop_server(server) == 0
+    try:
+        poll_until_ready(server)
+        pids = workers(server.process.pid)
+        assert len(pids) == 3
+    finally:
+        code = stop_server(server)
+    assert code == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
 
 
@@ -172,20 +175,26 @@ def test_ctrl_c_reaching_every_process_lets_requests_finish(tmp_path: Path) -> N
         "DROPSERVE_PROCESSES": "2",
         "DROPSERVE_DEVICE": "cpu",
         "DROPSERVE_WARMUP_ROUNDS": "1",
-        "DROPSERVE_MC_CHUNK_ELEMENTS": "1024",  # many small chunks: a slow request
+        # Many small chunks of many passes: a request that takes seconds on any machine.
+        "DROPSERVE_MC_CHUNK_ELEMENTS": "1024",
+        "DROPSERVE_MAX_SAMPLES": "40000",
+        "DROPSERVE_MAX_WORK": "8000000",
     }
     server = start_server(tmp_path / "log", env, models_dir=models)
-    poll_until_ready(server)
-    pids = workers(server.process.pid)
-    slow = {"instances": ROW * 200, "samples": 10_000, "seed": 1}
-    with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(
-            httpx.post, f"{server.base_url}/v1/models/toyreg/uncertainty", json=slow, timeout=60
-        )
-        time.sleep(0.5)
-        assert not answer.done()
-        for pid in [*pids, server.process.pid]:
-            os.kill(pid, signal.SIGINT)
-        assert answer.result().status_code == 200
-    assert server.process.wait(timeout=60) == 0, server.log()
-    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    try:
+        poll_until_ready(server)
+        pids = workers(server.process.pid)
+        slow = {"instances": ROW * 200, "samples": 40_000, "seed": 1}
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(
+                httpx.post, f"{server.base_url}/v1/models/toyreg/uncertainty", json=slow, timeout=60
+            )
+            time.sleep(0.5)
+            assert not answer.done()
+            for pid in [*pids, server.process.pid]:
+                os.kill(pid, signal.SIGINT)
+            assert answer.result().status_code == 200
+        assert server.process.wait(timeout=60) == 0, server.log()
+        assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        stop_server(server)  # the process we started, whatever failed above
