@@ -112,10 +112,11 @@ class InferenceFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = None
+        match = dataplane = None
         if scope["type"] == "http" and scope["method"] == "POST":
             match = _ROUTE.fullmatch(scope["path"])
-        dataplane: DataPlane | None = getattr(scope["app"].state, "dataplane", None)
+        if match is not None:  # no data plane without the lifespan: leave it to FastAPI
+            dataplane = getattr(scope["app"].state, "dataplane", None)
         if match is None or dataplane is None:
             await self.app(scope, receive, send)
             return

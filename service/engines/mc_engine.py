@@ -61,17 +61,21 @@ class MCDropoutEngine:
         self._x_mean, self._x_std = self._x_mean.to(self.device), self._x_std.to(self.device)
         self._y_mean, self._y_std = self._y_mean.to(self.device), self._y_std.to(self.device)
         self._network = prepare_network(self._bundle.network, self.device)
-        self._bf16 = cast_network(self._network, torch.bfloat16)
 
     @property
     def ready(self) -> bool:
         return self._network is not None
 
     def _prepared(self, precision: Precision) -> PreparedNetwork:
-        network = self._bf16 if precision == "bf16" else self._network
+        network = self._network
         if network is None:
             raise RuntimeError("MCDropoutEngine.sample called before load()")
-        return network
+        if precision != "bf16":
+            return network
+        # Cast on first use: most deployments never ask for bf16 and need not hold the copy.
+        if self._bf16 is None:
+            self._bf16 = cast_network(network, torch.bfloat16)
+        return self._bf16
 
     def _graph_cache(self, precision: Precision) -> GraphCache | None:
         # One cache per precision: tf32 and fp32 share weights but not captured kernels.
