@@ -32,7 +32,7 @@ import torch
 
 from bench.uci_data import find_datasets, load_dataset
 from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
-from bench.uci_results import entry, markdown, pm, previous_entry, write_results
+from bench.uci_results import entry, locked, markdown, pm, previous_entry, write_results
 from service.device import resolve_torch_device
 
 __all__ = ["build_parser", "main"]
@@ -218,10 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "regenerated_splits": dataset.regenerated_splits,
         }
         results, seconds = grouped[name]
-        if args.extend:
-            results, seconds = _extended(args.out, name, results, seconds, meta)
-        entries[name] = entry(name, results, seconds, meta)
-        write_results(args.out, {name: entries[name]})
+        with locked(args.out):
+            if args.extend:
+                results, seconds = _extended(args.out, name, results, seconds, meta)
+            entries[name] = entry(name, results, seconds, meta)
+            write_results(args.out, {name: entries[name]})
         summary = entries[name]["summary"]
         print(
             f"bench.uci: {name} done after {time.perf_counter() - start:.0f} s: "

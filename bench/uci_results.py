@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import numpy as np
 from bench.uci_protocol import ProtocolResult, SplitResult
 from bench.uci_published import PUBLISHED
 
-__all__ = ["entry", "markdown", "pm", "summarise", "write_results"]
+__all__ = ["entry", "locked", "markdown", "pm", "summarise", "write_results"]
 
 
 def _mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -148,6 +151,25 @@ def write_results(out: Path, entries: dict[str, dict[str, Any]]) -> dict[str, An
         report = json.loads(path.read_text())
     report["datasets"].update(entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
+    for target, text in (
+        (path, json.dumps(report, indent=2) + "\n"),
+        (out.with_suffix(".md"), markdown(report)),
+    ):
+        # Hours of training end here: a crash mid-write must not leave half a file.
+        scratch = target.with_suffix(target.suffix + ".tmp")
+        scratch.write_text(text)
+        os.replace(scratch, target)
     return report
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold `<out>.lock` so that runs extending the same results file in parallel processes
+    (one data set each) do not overwrite each other's read-merge-write."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ import torch
 
 from bench.uci import main
 from bench.uci_data import load_dataset, regenerate_splits
-from bench.uci_protocol import ProtocolSettings, run_splits
+from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
+from bench.uci_results import entry as results_entry
+from bench.uci_results import locked, write_results
 from bench.uci_stacked import Stack, fit_tau_stacked, prior_decay, train_stacked
 from service.model import DropoutMLP, MLPConfig
 from service.training import fit, fit_tau, prior_weight_decay
@@ -195,6 +198,40 @@ def test_extend_adds_splits_to_earlier_results(tmp_path: Path) -> None:
     assert [s["split"] for s in again["per_split"]] == [0, 1, 2]
     with pytest.raises(SystemExit, match="other settings"):
         main([*argv, "--epochs", "21", "--extend", "--first-split", "1", "--splits", "1"])
+
+
+def test_a_run_extending_the_results_waits_for_another_holding_them(tmp_path: Path) -> None:
+    # Two data sets extended by two processes: each read-merge-write runs under the lock,
+    # so neither can drop the other's entry.
+    out = tmp_path / "results" / "shared"
+    wrote = threading.Event()
+    one = SplitResult(0, 1.0, -1.0, -1.0, 1.0, 0.05, 1.0, 1.0, -1.0)
+
+    def finished(name: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: results_entry(
+                name,
+                [one],
+                1.0,
+                {"command": "t", "date": "d", "device": "cpu", "settings": {"epochs": 1}},
+            )
+        }
+
+    def other_run() -> None:
+        with locked(out):
+            write_results(out, finished("b"))
+            wrote.set()
+
+    with locked(out):
+        write_results(out, finished("a"))
+        writer = threading.Thread(target=other_run)
+        writer.start()
+        assert not wrote.wait(0.3)  # blocked while this run holds the file
+    writer.join(timeout=10)
+    assert wrote.is_set()
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert set(report["datasets"]) == {"a", "b"}
+    assert not list(out.parent.glob("*.tmp"))
 
 
 def test_the_runner_needs_only_torch_and_numpy() -> None:
