@@ -5,7 +5,10 @@
 - engine: `MCDropoutEngine.sample`, the path the uncertainty endpoint runs;
 - floor: the same T x B forward as bare `torch.matmul`s at the same shapes (no masks, no
   activations), i.e. the FLOPs divided by this machine's matmul rate at those shapes.
-and the deterministic path: ONNX Runtime against calling PyTorch eval directly.
+and the deterministic path: ONNX Runtime against calling PyTorch eval directly. For the large
+model at T=100 it also times the engine in bf16 (what `DROPSERVE_PRECISION=auto` picks there on
+a CPU with native bf16) and reports how much one 32-row call saves over 32 one-row calls: the most
+that batching single-row requests can gain in the engine itself.
 Medians of repeated runs, torch and ONNX Runtime on one intra-op thread (steady on shared cores;
 see the README's performance notes).
 """
@@ -28,6 +31,7 @@ from bench.models import BENCH_MODELS, write_bundle
 from bench.report import print_ratios, print_table, save_results
 from service.bundle import Bundle
 from service.engines import MCDropoutEngine, OnnxEngine
+from service.engines.precision import cpu_has_native_bf16
 
 __all__ = ["main", "run"]
 
@@ -48,7 +52,9 @@ def median_ms(func: Callable[[], object], budget_s: float, min_runs: int = 3) ->
     return statistics.median(times) * 1e3
 
 
-def _mc_case(bundle: Bundle, rows: int, passes: int, budget_s: float) -> dict[str, Any]:
+def _mc_case(
+    bundle: Bundle, rows: int, passes: int, budget_s: float, *, bf16: bool = False
+) -> dict[str, Any]:
     config = bundle.manifest.mlp_config()
     device = torch.device("cpu")
     engine = MCDropoutEngine(bundle, device, CHUNK_ELEMENTS)
@@ -80,6 +86,10 @@ def _mc_case(bundle: Bundle, rows: int, passes: int, budget_s: float) -> dict[st
         "engine_ms": median_ms(lambda: engine.sample(features, passes, seed=1), budget_s),
         "floor_ms": median_ms(floor, budget_s),
     }
+    if bf16:
+        timings["engine_bf16_ms"] = median_ms(
+            lambda: engine.sample(features, passes, seed=1, precision="bf16"), budget_s
+        )
     return {**timings, "gflops_engine": flops / timings["engine_ms"] / 1e6}
 
 
@@ -111,7 +121,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         for name, bundle in bundles.items():
             for rows in (1, 32):
                 for passes in passes_grid:
-                    result = _mc_case(bundle, rows, passes, budget)
+                    bf16 = name == "large" and passes == 100
+                    result = _mc_case(bundle, rows, passes, budget, bf16=bf16)
                     cases.append({"model": name, "B": rows, "T": passes, **result})
         deterministic = [
             {"model": name, "B": rows, **_deterministic_case(bundles[name], rows, budget)}
@@ -134,6 +145,23 @@ def run(quick: bool = False) -> dict[str, Any]:
             for c in cases
         ],
     )
+    print()
+    print_table(
+        ["model", "B", "T", "fp32 ms", "bf16 ms", "bf16 speedup"],
+        [
+            [
+                c["model"],
+                c["B"],
+                c["T"],
+                c["engine_ms"],
+                c["engine_bf16_ms"],
+                c["engine_ms"] / c["engine_bf16_ms"],
+            ]
+            for c in cases
+            if "engine_bf16_ms" in c
+        ],
+    )
+    print(f"native bf16 on this CPU: {'yes' if cpu_has_native_bf16() else 'no'}")
     print()
     print_table(
         ["model", "B", "onnx ms", "torch eval ms", "torch / onnx"],
@@ -160,6 +188,16 @@ def run(quick: bool = False) -> dict[str, Any]:
         "engine_large_B32_T100_speedup_vs_naive": (
             find("large", 32, 100)["naive_ms"] / find("large", 32, 100)["engine_ms"]
         ),
+        # 32 one-row calls against one 32-row call: the engine's own gain from batching.
+        "engine_large_T100_batching_gain": (
+            32 * find("large", 1, 100)["engine_ms"] / find("large", 32, 100)["engine_ms"]
+        ),
+        "engine_large_T100_batching_gain_bf16": (
+            32 * find("large", 1, 100)["engine_bf16_ms"] / find("large", 32, 100)["engine_bf16_ms"]
+        ),
+        "engine_large_B32_T100_bf16_speedup": (
+            find("large", 32, 100)["engine_ms"] / find("large", 32, 100)["engine_bf16_ms"]
+        ),
         "onnx_small_B1_speedup_vs_torch_eval": (
             deterministic[0]["torch_eval_ms"] / deterministic[0]["onnx_ms"]
         ),
@@ -169,7 +207,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     print()
     print_ratios(ratios)
-    return {"quick": quick, "mc": cases, "deterministic": deterministic, "ratios": ratios}
+    return {
+        "quick": quick,
+        "native_bf16": cpu_has_native_bf16(),
+        "mc": cases,
+        "deterministic": deterministic,
+        "ratios": ratios,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,13 @@ import torch
 
 from service.bundle import load_bundle
 from service.engines import MCDropoutEngine
-from service.engines.precision import ERROR_IN_STD, matmul_precision, resolve_precision
+from service.engines import precision as precision_module
+from service.engines.precision import (
+    ERROR_IN_STD,
+    cpu_has_native_bf16,
+    matmul_precision,
+    resolve_precision,
+)
 from tests.factories import make_bundle, raw_features
 
 CPU = torch.device("cpu")
@@ -23,7 +29,6 @@ CUDA = torch.device("cuda")
         ("bf16", CPU, 100, "bf16"),  # asked for explicitly: honoured anywhere
         ("tf32", CUDA, 100, "tf32"),
         ("tf32", CPU, 100, "fp32"),  # no tf32 outside NVIDIA GPUs
-        ("auto", CPU, 10, "fp32"),
         ("auto", CUDA, 10, "bf16"),
         ("auto", CUDA, 100, "bf16"),  # 0.05 std <= half of 1/sqrt(100)
         ("auto", CUDA, 101, "tf32"),
@@ -36,9 +41,42 @@ def test_resolve_precision(setting: str, device: torch.device, samples: int, exp
     assert resolve_precision(setting, device, samples) == expected  # type: ignore[arg-type]
 
 
-def test_auto_keeps_the_precision_error_under_half_the_mc_standard_error() -> None:
+@pytest.mark.parametrize(
+    ("native", "samples", "expected"),
+    [
+        (False, 10, "fp32"),
+        (True, 10, "bf16"),
+        (True, 100, "bf16"),
+        (True, 101, "fp32"),
+        (False, 101, "fp32"),
+    ],
+)
+def test_auto_on_the_cpu_takes_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, samples: int, expected: str
+) -> None:
+    # Emulated bf16 is slower than fp32; tf32 does not exist on a CPU.
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CPU, samples) == expected
+
+
+def test_native_bf16_detection_follows_the_cpu_flags() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to compare with")
+    flags = set(cpuinfo.read_text().split())
+    if "avx512_bf16" in flags:
+        assert cpu_has_native_bf16()
+    if not flags & {"avx512_bf16", "amx_bf16", "amx_tile"}:
+        assert not cpu_has_native_bf16()
+
+
+@pytest.mark.parametrize("device", [CPU, CUDA])
+def test_auto_keeps_the_precision_error_under_half_the_mc_standard_error(
+    monkeypatch: pytest.MonkeyPatch, device: torch.device
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
     for samples in (1, 10, 100, 1000, 10_000, 100_000):
-        chosen = resolve_precision("auto", CUDA, samples)
+        chosen = resolve_precision("auto", device, samples)
         assert ERROR_IN_STD[chosen] <= 0.5 / samples**0.5
 
 
