@@ -102,7 +102,8 @@ def _deterministic_case(bundle: Bundle, rows: int, budget_s: float) -> dict[str,
 
     def torch_eval() -> torch.Tensor:
         with torch.inference_mode():
-            return bundle.network(x, stochastic=False)
+            out: torch.Tensor = bundle.network(x, stochastic=False)
+            return out
 
     return {
         "onnx_ms": median_ms(lambda: onnx_engine.predict(features), budget_s),
@@ -124,7 +125,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     bf16 = name == "large" and passes == 100
                     result = _mc_case(bundle, rows, passes, budget, bf16=bf16)
                     cases.append({"model": name, "B": rows, "T": passes, **result})
-        deterministic = [
+        deterministic: list[dict[str, Any]] = [
             {"model": name, "B": rows, **_deterministic_case(bundles[name], rows, budget)}
             for name, rows in (("small", 1), ("large", 64))
         ]

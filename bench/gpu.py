@@ -16,6 +16,7 @@ import argparse
 import itertools
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ def _case(bundle: Bundle, rows: int, passes: int, budget_s: float) -> dict[str, 
     }
     reference = sample(eager, "fp32")
     std = reference.std(dim=0).clamp_min(1e-12)
-    for precision in ("fp32", "tf32", "bf16"):
-        result[f"{precision}_ms"] = median_ms(lambda p=precision: sample(eager, p), budget_s)
+    precisions: tuple[Precision, ...] = ("fp32", "tf32", "bf16")
+    for precision in precisions:
+        result[f"{precision}_ms"] = median_ms(partial(sample, eager, precision), budget_s)
         got = sample(eager, precision)
         result[f"{precision}_mean_shift_std"] = float(
             ((got.mean(dim=0) - reference.mean(dim=0)).abs() / std).max()
