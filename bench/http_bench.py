@@ -89,7 +89,7 @@ def _dropserve_command() -> list[str]:
 
 def _rounds(quick: bool) -> tuple[float, int, float]:
     """Seconds per case, rounds (windows) and warm-up seconds."""
-    return (2.0, 2, 1.0) if quick else (10.0, 5, 3.0)
+    return (1.0, 1, 1.0) if quick else (10.0, 5, 3.0)
 
 
 def _measure(
@@ -258,7 +258,9 @@ def main_batching(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench batching", description=run_batching.__doc__
     )
-    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 10 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="one 1 s window per case instead of 10 s in five"
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     results = run_batching(quick=args.quick)
@@ -269,7 +271,9 @@ def main_batching(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 10 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="one 1 s window per case instead of 10 s in five"
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     results = run(quick=args.quick)

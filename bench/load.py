@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,7 @@ __all__ = [
     "Running",
     "interleaved",
     "median_ratio",
-    "server",
+    "servers_running",
     "wait_until_quiet",
     "wrk",
 ]
@@ -120,37 +120,47 @@ class Running:
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str], log: Path) -> Iterator[Running]:
-    """Start a server process (`{port}` in `command` is replaced by a free port), wait for
-    /health/ready, yield its URL and PID; stop it by PID."""
-    port = _free_port()
-    argv = [arg.replace("{port}", str(port)) for arg in command]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
-        )
-    url = f"http://127.0.0.1:{port}"
+def servers_running(
+    servers: dict[str, tuple[list[str], dict[str, str]]], logs: Path
+) -> Iterator[dict[str, Running]]:
+    """Start every server process at once (`{port}` in a command becomes a free port), wait
+    until each answers /health/ready, yield them by name; stop them all by PID."""
+    started: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
     try:
+        for name, (command, env) in servers.items():
+            port = _free_port()
+            argv = [arg.replace("{port}", str(port)) for arg in command]
+            log = logs / f"{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+                )
+            started[name] = (process, f"http://127.0.0.1:{port}", log)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{argv[0]} exited early: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{argv} was not ready after 120 s")
-        yield Running(url, process.pid)
+        for name, (process, url, log) in started.items():
+            while not _ready(url):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited early: {log.read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} was not ready after 120 s")
+                time.sleep(0.1)
+        yield {name: Running(url, process.pid) for name, (process, url, _) in started.items()}
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process, _, _ in started.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _, _ in started.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) -> dict[str, float]:
@@ -220,11 +230,7 @@ def interleaved(
     server always goes first."""
     script = work / "post.lua"
     script.write_text(LUA)
-    with ExitStack() as stack:
-        running = {
-            name: stack.enter_context(server(command, env, work / f"{name}.log"))
-            for name, (command, env) in servers.items()
-        }
+    with servers_running(servers, work) as running:
         warm_p50: dict[tuple[str, str, Path], float] = {}
         for group in groups:
             for case in group:
