@@ -45,8 +45,10 @@ def resolve_precision(setting: Setting, device: torch.device, samples: int) -> P
     cuda = device.type == "cuda"
     if setting != "auto":
         return "fp32" if setting == "tf32" and not cuda else setting
-    faster: tuple[Precision, ...] = ("bf16", "tf32") if cuda else ()
-    if not cuda and device.type == "cpu" and cpu_has_native_bf16():
+    faster: tuple[Precision, ...] = ()
+    if cuda:
+        faster = ("bf16", "tf32")
+    elif device.type == "cpu" and cpu_has_native_bf16():
         faster = ("bf16",)
     standard_error = samples**-0.5  # in predictive standard deviations
     for precision in faster:
