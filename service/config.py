@@ -37,7 +37,8 @@ class Settings(BaseSettings):
         "fp32",
         description="MC forward arithmetic: fp32; tf32 (CUDA only, fp32 elsewhere); bf16; or "
         "auto, the fastest whose error stays under half the request's MC standard error (bf16 "
-        "up to T=100, then tf32, on CUDA; bf16 up to T=100 on CPUs with native bf16, else fp32).",
+        "up to T=100, then tf32, on CUDA; on CPUs with native bf16, bf16 up to T=100 for networks "
+        "with a layer of 256 x 256 or more; else fp32).",
     )
     cuda_graphs: bool = Field(
         True,

@@ -261,7 +261,12 @@ class DataPlane:
         """
         model = self.registry.get(name, version)
         n_samples = self.settings.default_samples if samples is None else samples
-        precision = resolve_precision(self.settings.precision, model.mc.device, n_samples)
+        precision = resolve_precision(
+            self.settings.precision,
+            model.mc.device,
+            n_samples,
+            largest_layer_macs=model.mc.largest_layer_macs,
+        )
         with self._observed(model, "uncertainty") as event:
             event.samples = n_samples
             rows = self._rows(model, instances)

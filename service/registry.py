@@ -63,7 +63,9 @@ class LoadedModel:
         """Run both engines a few times so the first request pays no lazy initialisation (on
         CUDA this captures the graph of a one-row request with the default T)."""
         row = np.asarray([self.manifest.normalization.feature_mean], dtype=np.float64)
-        chosen = resolve_precision(precision, self.mc.device, samples)
+        chosen = resolve_precision(
+            precision, self.mc.device, samples, largest_layer_macs=self.mc.largest_layer_macs
+        )
         for round_ in range(rounds):
             self.deterministic.predict(row)
             self.mc.sample(row, samples, seed=round_, precision=chosen)

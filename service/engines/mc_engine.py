@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -45,7 +46,9 @@ class MCDropoutEngine:
         self._chunk_elements = chunk_elements
         manifest = bundle.manifest
         config = manifest.mlp_config()
-        self._widest = max(config.n_features, *config.hidden, config.n_outputs)
+        widths = [config.n_features, *config.hidden, config.n_outputs]
+        self._widest = max(widths)
+        self.largest_layer_macs = max(a * b for a, b in itertools.pairwise(widths))
         self._classification = config.task == "classification"
         scaler = manifest.standardizer()
         self._x_mean = torch.tensor(scaler.feature_mean, dtype=torch.float32)

@@ -8,9 +8,12 @@ precision whose error stays below half of that standard error, so the choice can
 limits an answer's accuracy.
 
 tf32 only exists on NVIDIA GPUs: elsewhere it runs (and is reported) as fp32. On a CPU, `auto`
-takes bf16 under the same rule only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX):
-on a 2-core AVX512-BF16 EPYC the large benchmark model's T=100 passes ran 1.1x (one row) to 1.7x
-(32 rows) faster in bf16. Elsewhere bf16 is emulated and slower than fp32, so `auto` stays fp32.
+takes bf16 under the same rule only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX)
+and the network has a layer of at least 256 x 256 multiply-adds. On a 2-core AVX512-BF16 EPYC,
+T=100 passes of the 64-3x512-10 benchmark model ran 1.1-4x faster in bf16 (1 to 32 rows), of
+16-256-256-1 1.1-1.5x; narrower networks ran 0.55-0.7x as fast (16-128-128-1, 8-50-1): their
+time goes to casts and elementwise work, not matrix products. Without native bf16 it is
+emulated and slower than fp32, so `auto` stays fp32.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Literal
 import torch
 
 __all__ = [
+    "CPU_BF16_MIN_LAYER_MACS",
     "ERROR_IN_STD",
     "Precision",
     "Setting",
@@ -38,17 +42,26 @@ Precision = Literal["fp32", "tf32", "bf16"]
 # Worst measured shift of the MC mean, in predictive standard deviations.
 ERROR_IN_STD: dict[Precision, float] = {"bf16": 0.05, "tf32": 0.003, "fp32": 0.0}
 _SAFETY = 0.5  # the precision error must stay under this share of the MC standard error
+# The smallest layer (in multiply-adds per row) for which bf16 beat fp32 on a CPU.
+CPU_BF16_MIN_LAYER_MACS = 256 * 256
 
 
-def resolve_precision(setting: Setting, device: torch.device, samples: int) -> Precision:
-    """The precision a request of `samples` passes runs at on `device`."""
+def resolve_precision(
+    setting: Setting, device: torch.device, samples: int, *, largest_layer_macs: int
+) -> Precision:
+    """The precision a request of `samples` passes runs at on `device`, for a network whose
+    largest layer costs `largest_layer_macs` multiply-adds per row."""
     cuda = device.type == "cuda"
     if setting != "auto":
         return "fp32" if setting == "tf32" and not cuda else setting
     faster: tuple[Precision, ...] = ()
     if cuda:
         faster = ("bf16", "tf32")
-    elif device.type == "cpu" and cpu_has_native_bf16():
+    elif (
+        device.type == "cpu"
+        and largest_layer_macs >= CPU_BF16_MIN_LAYER_MACS
+        and cpu_has_native_bf16()
+    ):
         faster = ("bf16",)
     standard_error = samples**-0.5  # in predictive standard deviations
     for precision in faster:

@@ -11,6 +11,7 @@ from service.bundle import load_bundle
 from service.engines import MCDropoutEngine
 from service.engines import precision as precision_module
 from service.engines.precision import (
+    CPU_BF16_MIN_LAYER_MACS,
     ERROR_IN_STD,
     cpu_has_native_bf16,
     matmul_precision,
@@ -20,6 +21,7 @@ from tests.factories import make_bundle, raw_features
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
+LARGE = 512 * 512  # multiply-adds of the largest layer: a network bf16 pays off for on a CPU
 
 
 @pytest.mark.parametrize(
@@ -38,25 +40,33 @@ CUDA = torch.device("cuda")
     ],
 )
 def test_resolve_precision(setting: str, device: torch.device, samples: int, expected: str) -> None:
-    assert resolve_precision(setting, device, samples) == expected  # type: ignore[arg-type]
+    chosen = resolve_precision(setting, device, samples, largest_layer_macs=LARGE)  # type: ignore[arg-type]
+    assert chosen == expected
 
 
 @pytest.mark.parametrize(
-    ("native", "samples", "expected"),
+    ("native", "layer", "samples", "expected"),
     [
-        (False, 10, "fp32"),
-        (True, 10, "bf16"),
-        (True, 100, "bf16"),
-        (True, 101, "fp32"),
-        (False, 101, "fp32"),
+        (False, LARGE, 10, "fp32"),
+        (True, LARGE, 10, "bf16"),
+        (True, LARGE, 100, "bf16"),
+        (True, LARGE, 101, "fp32"),  # no tf32 on a CPU
+        (False, LARGE, 101, "fp32"),
+        (True, CPU_BF16_MIN_LAYER_MACS, 10, "bf16"),
+        (True, CPU_BF16_MIN_LAYER_MACS - 1, 10, "fp32"),  # narrow: bf16 measured slower
+        (True, 8 * 50, 10, "fp32"),
     ],
 )
-def test_auto_on_the_cpu_takes_bf16_only_where_the_cpu_has_it(
-    monkeypatch: pytest.MonkeyPatch, native: bool, samples: int, expected: str
+def test_auto_on_the_cpu_takes_bf16_only_where_it_is_faster(
+    monkeypatch: pytest.MonkeyPatch, native: bool, layer: int, samples: int, expected: str
 ) -> None:
-    # Emulated bf16 is slower than fp32; tf32 does not exist on a CPU.
+    # Emulated bf16, and bf16 on narrow networks, ran slower than fp32.
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
-    assert resolve_precision("auto", CPU, samples) == expected
+    assert resolve_precision("auto", CPU, samples, largest_layer_macs=layer) == expected
+
+
+def test_the_gpu_ignores_the_layer_size() -> None:
+    assert resolve_precision("auto", CUDA, 10, largest_layer_macs=8 * 50) == "bf16"
 
 
 def test_native_bf16_detection_follows_the_cpu_flags() -> None:
@@ -76,7 +86,7 @@ def test_auto_keeps_the_precision_error_under_half_the_mc_standard_error(
 ) -> None:
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
     for samples in (1, 10, 100, 1000, 10_000, 100_000):
-        chosen = resolve_precision("auto", device, samples)
+        chosen = resolve_precision("auto", device, samples, largest_layer_macs=LARGE)
         assert ERROR_IN_STD[chosen] <= 0.5 / samples**0.5
 
 
