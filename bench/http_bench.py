@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import Case, Measured, interleaved, median_ratio
+from bench.interleave import Case, Measured, interleaved, median_ratio
 from bench.models import BENCH_MODELS, write_bundle
 from bench.report import print_ratios, print_table, save_results
 
@@ -129,6 +129,29 @@ def _measure(
     return {(m.case.server, keys[m.case.body], m.case.concurrency): m for m in measured}
 
 
+# A window shorter than this many latencies undercounts by over half its rate: its ratios are
+# left out (the quick run's 1 s windows on slow cases) rather than printed misleading.
+_MIN_LATENCIES_FOR_A_RATIO = 2.0
+
+
+def _ratios(
+    pairs: dict[str, tuple[Measured, Measured]], others: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Median per-round throughput ratios of `pairs` (plus `others`), printed as RATIO lines;
+    a pair with a window too short for its latency is named and left out."""
+    ratios: dict[str, float] = {}
+    for name, (top, bottom) in pairs.items():
+        spans = min(top.latencies_per_window, bottom.latencies_per_window)
+        if spans < _MIN_LATENCIES_FOR_A_RATIO:
+            print(f"note: {name} left out: its windows span {spans:.1f} latencies")
+            continue
+        ratios[name] = median_ratio(top, bottom)
+    ratios.update(others or {})
+    print()
+    print_ratios(ratios)
+    return ratios
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench http needs wrk: apt-get install --no-install-recommends wrk")
@@ -168,27 +191,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     )
     seconds, _, _ = _rounds(quick)
 
-    def ratio(server: str, key: str, floor: str) -> float:
-        # A window in which the floor finished no request (the naive one on W4 in a quick run:
-        # 32 loops of T passes share its thread pool) counts as one request, so the ratio is a
-        # lower bound rather than a division by zero.
-        top, bottom = measured[(server, key, 32)], measured[(floor, key, 32)]
-        return median_ratio(top, bottom, floor_rps=1.0 / seconds)
+    def pair(server: str, key: str, floor: str) -> tuple[Measured, Measured]:
+        return measured[(server, key, 32)], measured[(floor, key, 32)]
 
-    ratios = {
-        "http_W1_vs_hello_c32": ratio("dropserve", "W1", "hello"),
-        "http_W2_vs_hello_c32": ratio("dropserve", "W2", "hello"),
-        "http_W3_vs_hello_c32": ratio("dropserve", "W3", "hello"),
-        "http_W4_vs_naive_c32": ratio("dropserve", "W4", "naive"),
-        "http_W3_vs_naive_c32": ratio("dropserve", "W3", "naive"),
-        # Two dropserve processes against the one-process floor: what the machine serves.
-        "http_W1_vs_hello_c32_2processes": ratio("dropserve-2p", "W1", "hello"),
-        "http_W2_vs_hello_c32_2processes": ratio("dropserve-2p", "W2", "hello"),
-        "http_W3_vs_hello_c32_2processes": ratio("dropserve-2p", "W3", "hello"),
-        "http_W4_vs_naive_c32_2processes": ratio("dropserve-2p", "W4", "naive"),
-    }
-    print()
-    print_ratios(ratios)
+    ratios = _ratios(
+        {
+            "http_W1_vs_hello_c32": pair("dropserve", "W1", "hello"),
+            "http_W2_vs_hello_c32": pair("dropserve", "W2", "hello"),
+            "http_W3_vs_hello_c32": pair("dropserve", "W3", "hello"),
+            "http_W4_vs_naive_c32": pair("dropserve", "W4", "naive"),
+            "http_W3_vs_naive_c32": pair("dropserve", "W3", "naive"),
+            # Two dropserve processes against the one-process floor: what the machine serves.
+            "http_W1_vs_hello_c32_2processes": pair("dropserve-2p", "W1", "hello"),
+            "http_W2_vs_hello_c32_2processes": pair("dropserve-2p", "W2", "hello"),
+            "http_W3_vs_hello_c32_2processes": pair("dropserve-2p", "W3", "hello"),
+            "http_W4_vs_naive_c32_2processes": pair("dropserve-2p", "W4", "naive"),
+        }
+    )
     return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
 
 
@@ -241,15 +260,17 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
         return of(key, variant).summary()["p99_ms"]
 
     large, small = BATCHING_WORKLOAD.key, WORKLOADS[2].key
-    ratios = {
-        "batching_throughput_on_vs_off": median_ratio(of(large, "on"), of(large, "off")),
-        "batching_p99_on_vs_off": p99(large, "on") / p99(large, "off"),
-        "batching_2ms_throughput_vs_off": median_ratio(of(large, "on, 2 ms"), of(large, "off")),
-        "batching_small_throughput_on_vs_off": median_ratio(of(small, "on"), of(small, "off")),
-        "batching_small_p99_on_vs_off": p99(small, "on") / p99(small, "off"),
-    }
-    print()
-    print_ratios(ratios)
+    ratios = _ratios(
+        {
+            "batching_throughput_on_vs_off": (of(large, "on"), of(large, "off")),
+            "batching_2ms_throughput_vs_off": (of(large, "on, 2 ms"), of(large, "off")),
+            "batching_small_throughput_on_vs_off": (of(small, "on"), of(small, "off")),
+        },
+        {
+            "batching_p99_on_vs_off": p99(large, "on") / p99(large, "off"),
+            "batching_small_p99_on_vs_off": p99(small, "on") / p99(small, "off"),
+        },
+    )
     seconds, _, _ = _rounds(quick)
     return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
 

@@ -1,17 +1,6 @@
-"""Load generation for the HTTP suites: servers on 127.0.0.1, wrk windows, interleaved rounds.
+"""Load for the HTTP suites: servers on 127.0.0.1, one wrk window, waiting out a backlog.
 
-These machines are shared, and their speed drifts by 15-30 % within a minute. Measuring one
-server for 10 s and then the next compares them under different neighbours. So every server of a
-suite runs at once, idle but for the one under load, and each measurement is split into short
-windows that visit the servers in turn, round after round; a ratio is the median of its
-per-round ratios, taken from windows seconds apart.
-
-A window's count undercounts it by about one latency, as wrk's first requests complete only
-after one. So a window is kept at least ten latencies long: a slow case gets fewer rounds, and
-where even one window of the whole time would be shorter, a longer window (up to six times,
-full runs only). The naive server at T=100 (4 s latencies at concurrency 32) is measured over
-40 s instead of 10 s, where it had been undercounted by ~40 %. (Little's law on wrk's mean
-latency would avoid the bias, but wrk's latencies exceed what its own counts allow.)
+bench/interleave.py arranges these windows into interleaved rounds.
 """
 
 from __future__ import annotations
@@ -20,31 +9,23 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = [
-    "LUA",
-    "REPO",
-    "Case",
-    "Measured",
-    "Running",
-    "interleaved",
-    "median_ratio",
-    "servers_running",
-    "wait_until_quiet",
-    "wrk",
-]
+__all__ = ["LUA", "QUANTILES", "REPO", "Running", "servers_running", "wait_until_quiet", "wrk"]
 
 REPO = Path(__file__).resolve().parents[1]
-LUA = """
+# Latency percentiles each window reports; windows are pooled through them (Measured.summary).
+QUANTILES = (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9)
+_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("BENCH_BODY"), "rb")
@@ -52,27 +33,31 @@ wrk.body = f:read("*a")
 f:close()
 done = function(summary, latency, requests)
   local e = summary.errors
+  local q = {}
+  for _, p in ipairs({QUANTILES}) do
+    table.insert(q, string.format("[%g, %d]", p, latency:percentile(p)))
+  end
   io.write(string.format(
     'RESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, '
-    .. '"p50_us": %d, "p99_us": %d}\\n',
+    .. '"min_us": %d, "max_us": %d, "quantiles_us": [%s]}\\n',
     summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency.min, latency.max, table.concat(q, ", ")))
 end
 """
+LUA = _LUA.replace("{QUANTILES}", "{" + ", ".join(f"{q:g}" for q in QUANTILES) + "}")
 
 # After a window the requests wrk abandoned are still running on the server (the naive server's
 # backlog at T=100 takes seconds); the next window, on another server, must not share the cores
 # with them. So the next window waits until the server's processes use under a tenth of a core.
-_QUIET_SHARE = 0.1
+# /proc counts CPU time in clock ticks (10 ms), so the test is "no tick in two 100 ms samples
+# running": under a tenth of a core, and not one tick's rounding.
 _QUIET_SAMPLE_S = 0.1
+_QUIET_SAMPLES = 2
 _QUIET_TIMEOUT_S = 60.0
-_WARMUP_CONCURRENCY = 4
-_LATENCIES_PER_WINDOW = 10
-_MAX_STRETCH = 6.0
 
 
-def _cpu_seconds(root: int) -> float:
-    """CPU time used so far by process `root` and its descendants (Linux /proc)."""
+def _cpu_ticks(root: int) -> int:
+    """Clock ticks of CPU time used so far by process `root` and its descendants (/proc)."""
     ticks: dict[int, tuple[int, int]] = {}  # pid -> (parent, utime + stime)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -89,19 +74,20 @@ def _cpu_seconds(root: int) -> float:
         children = [pid for pid, (ppid, _) in ticks.items() if ppid == parent]
         tree.update(children)
         frontier.extend(children)
-    total = sum(ticks[pid][1] for pid in tree if pid in ticks)
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(ticks[pid][1] for pid in tree if pid in ticks)
 
 
 def wait_until_quiet(pid: int) -> float:
     """Block until process `pid` (with its children) is idle; returns the seconds waited."""
     start = time.monotonic()
-    before = _cpu_seconds(pid)
-    while time.monotonic() - start < _QUIET_TIMEOUT_S:
-        time.sleep(_QUIET_SAMPLE_S)
-        after = _cpu_seconds(pid)
-        if after - before < _QUIET_SHARE * _QUIET_SAMPLE_S:
+    before, quiet = _cpu_ticks(pid), 0
+    while quiet < _QUIET_SAMPLES:
+        if time.monotonic() - start > _QUIET_TIMEOUT_S:
+            print(f"bench: pid {pid} still busy after {_QUIET_TIMEOUT_S:g} s", file=sys.stderr)
             break
+        time.sleep(_QUIET_SAMPLE_S)
+        after = _cpu_ticks(pid)
+        quiet = quiet + 1 if after == before else 0
         before = after
     return time.monotonic() - start
 
@@ -126,9 +112,13 @@ def servers_running(
     """Start every server process at once (`{port}` in a command becomes a free port), wait
     until each answers /health/ready, yield them by name; stop them all by PID."""
     started: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
+    ports: set[int] = set()
     try:
         for name, (command, env) in servers.items():
             port = _free_port()
+            while port in ports:  # freed again before its server binds it: never hand out twice
+                port = _free_port()
+            ports.add(port)
             argv = [arg.replace("{port}", str(port)) for arg in command]
             log = logs / f"{name}.log"
             with log.open("wb") as out:
@@ -144,6 +134,10 @@ def servers_running(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} was not ready after 120 s")
                 time.sleep(0.1)
+        for name, (process, _, log) in started.items():
+            # A server that lost its port to another process would pass the check above.
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         yield {name: Running(url, process.pid) for name, (process, url, _) in started.items()}
     finally:
         for process, _, _ in started.values():
@@ -163,9 +157,11 @@ def _ready(url: str) -> bool:
         return False
 
 
-def wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) -> dict[str, float]:
-    """One wrk window (one thread) POSTing `body`: req/s, p50/p99 in ms, errors."""
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
+def wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+    """One wrk window (one thread, whole seconds) POSTing `body`: req/s, requests, the window's
+    length, p50/p99 and the latency percentiles in ms, errors."""
+    length = max(1, round(seconds))
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{length}s"]
     command += ["--timeout", "30s", "-s", str(script), url]
     result = subprocess.run(
         command,
@@ -177,100 +173,14 @@ def wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float) ->
     )
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
+    quantiles = {p: us / 1e3 for p, us in raw["quantiles_us"]}
     return {
         "rps": raw["requests"] / (raw["duration_us"] / 1e6),
-        "p50_ms": raw["p50_us"] / 1e3,
-        "p99_ms": raw["p99_us"] / 1e3,
+        "requests": raw["requests"],
+        "seconds": length,
+        "p50_ms": quantiles[50],
+        "p99_ms": quantiles[99],
+        # (percentile, ms) from the minimum (0) to the maximum (100)
+        "latency_ms": [[0, raw["min_us"] / 1e3], *quantiles.items(), [100, raw["max_us"] / 1e3]],
         "errors": float(raw["non2xx"] + raw["socket_errors"]),
     }
-
-
-@dataclass(frozen=True)
-class Case:
-    """One load: `path` on server `server` with the JSON `body`, at `concurrency`."""
-
-    server: str
-    path: str
-    body: Path
-    concurrency: int
-
-
-@dataclass
-class Measured:
-    """A case's windows, one per round."""
-
-    case: Case
-    windows: list[dict[str, float]] = field(default_factory=list)
-
-    def summary(self) -> dict[str, float]:
-        """Mean req/s (the windows are equally long), median p50 and p99, total errors."""
-        return {
-            "rps": statistics.fmean(w["rps"] for w in self.windows),
-            "p50_ms": statistics.median(w["p50_ms"] for w in self.windows),
-            "p99_ms": statistics.median(w["p99_ms"] for w in self.windows),
-            "errors": sum(w["errors"] for w in self.windows),
-        }
-
-
-def interleaved(
-    servers: dict[str, tuple[list[str], dict[str, str]]],
-    groups: Sequence[Sequence[Case]],
-    work: Path,
-    *,
-    seconds: float,
-    rounds: int,
-    warmup: float,
-    stretch: bool = True,
-) -> list[Measured]:
-    """Run every server at once and measure each case for `seconds` in all, in up to `rounds`
-    windows (longer where `stretch` and the case is slow, see above).
-
-    A group holds the cases compared with each other (the same load on different servers); a
-    round runs every group once, its cases back to back in an order rotated each round, so no
-    server always goes first."""
-    script = work / "post.lua"
-    script.write_text(LUA)
-    with servers_running(servers, work) as running:
-        warm_p50: dict[tuple[str, str, Path], float] = {}
-        for group in groups:
-            for case in group:
-                key = (case.server, case.path, case.body)
-                if key not in warm_p50:
-                    url = running[case.server].url + case.path
-                    warm = wrk(url, case.body, script, _WARMUP_CONCURRENCY, warmup)
-                    warm_p50[key] = warm["p50_ms"] / 1e3
-                    wait_until_quiet(running[case.server].pid)
-        plans = []
-        for group in groups:
-            # A saturated server's latency grows with the requests in flight.
-            latency = max(
-                warm_p50[(c.server, c.path, c.body)] * max(1.0, c.concurrency / _WARMUP_CONCURRENCY)
-                for c in group
-            )
-            shortest = _LATENCIES_PER_WINDOW * latency
-            windows = max(1, min(rounds, int(seconds / shortest)))
-            length = seconds / windows
-            if stretch:
-                length = max(length, min(shortest, _MAX_STRETCH * seconds))
-            plans.append((windows, length, [Measured(case) for case in group]))
-        for round_ in range(rounds):
-            for windows, length, entries in plans:
-                if round_ >= windows:
-                    continue
-                shift = round_ % len(entries)
-                for entry in entries[shift:] + entries[:shift]:
-                    case = entry.case
-                    url = running[case.server].url + case.path
-                    window = wrk(url, case.body, script, case.concurrency, length)
-                    window["drain_s"] = wait_until_quiet(running[case.server].pid)
-                    entry.windows.append(window)
-    return [entry for _, _, entries in plans for entry in entries]
-
-
-def median_ratio(top: Measured, bottom: Measured, floor_rps: float = 0.0) -> float:
-    """The median over rounds of top's req/s over bottom's, in windows of the same round.
-
-    `floor_rps` stands in for a window that finished no request (a ratio that is then a lower
-    bound, not a division by zero)."""
-    pairs = zip(top.windows, bottom.windows, strict=True)
-    return statistics.median(a["rps"] / max(b["rps"], floor_rps) for a, b in pairs)

@@ -155,7 +155,8 @@ def write_results(out: Path, entries: dict[str, dict[str, Any]]) -> dict[str, An
         (path, json.dumps(report, indent=2) + "\n"),
         (out.with_suffix(".md"), markdown(report)),
     ):
-        # Hours of training end here: a crash mid-write must not leave half a file.
+        # Hours of training end here: a process dying mid-write must not leave half a file
+        # (os.replace is atomic; without an fsync a power cut may still lose the new text).
         scratch = target.with_suffix(target.suffix + ".tmp")
         scratch.write_text(text)
         os.replace(scratch, target)

@@ -6,11 +6,13 @@ reads the shared folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+import bench.uci as runner
 from bench.uci import main
 from bench.uci_data import load_dataset, regenerate_splits
 from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
@@ -232,6 +235,39 @@ def test_a_run_extending_the_results_waits_for_another_holding_them(tmp_path: Pa
     report = json.loads(out.with_suffix(".json").read_text())
     assert set(report["datasets"]) == {"a", "b"}
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_the_runner_reads_and_writes_earlier_results_under_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "uci"
+    write_dataset(data_dir / "toy", 150, with_index_files=True)
+    out = tmp_path / "results" / "locked"
+    held: list[bool] = []
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def recording_lock(path: Path) -> Iterator[None]:
+        assert path == out
+        with locked(path):
+            held.append(True)
+            yield
+            held.pop()
+
+    def spy(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            events.append(f"{name} {'locked' if held else 'UNLOCKED'}")
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(runner, "locked", recording_lock)
+    monkeypatch.setattr(runner, "previous_entry", spy("read", runner.previous_entry))
+    monkeypatch.setattr(runner, "write_results", spy("write", runner.write_results))
+    argv = ["--data-dir", str(data_dir), "--quick", "--epochs", "20", "--out", str(out), "--quiet"]
+    assert runner.main(argv) == 0
+    assert runner.main([*argv, "--first-split", "1", "--splits", "1", "--extend"]) == 0
+    assert events == ["write locked", "read locked", "write locked"]
 
 
 def test_the_runner_needs_only_torch_and_numpy() -> None:

@@ -1,15 +1,21 @@
-"""The HTTP benchmark's load helpers: waiting out a server's backlog, and per-round ratios."""
+"""The HTTP benchmark's load helpers: waiting out a backlog, per-round ratios, pooled latencies."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from bench.load import Case, Measured, median_ratio, wait_until_quiet
+from bench.interleave import Case, Measured, median_ratio, pooled_percentile
+from bench.load import LUA, QUANTILES, wait_until_quiet, wrk
 
 # A parent that starts a child which spins for `SPIN` seconds, then both idle.
 SPIN = 1.0
@@ -36,17 +42,83 @@ def test_waits_until_the_process_and_its_children_are_idle() -> None:
         process.wait()
 
 
+def window(
+    rps: float, seconds: int = 2, latency_ms: list[list[float]] | None = None
+) -> dict[str, Any]:
+    grid = latency_ms or [[0, 1.0], [50, 2.0], [99, 4.0], [100, 5.0]]
+    return {
+        "rps": rps,
+        "requests": round(rps * seconds),
+        "seconds": seconds,
+        "latency_ms": grid,
+        "errors": 0.0,
+    }
+
+
+def measured(*windows: dict[str, Any]) -> Measured:
+    return Measured(Case("s", "/p", Path("b.json"), 32), list(windows))
+
+
 def test_the_ratio_is_the_median_of_per_round_ratios() -> None:
-    case = Case("s", "/p", Path("b.json"), 32)
-
-    def windows(*rps: float) -> Measured:
-        return Measured(
-            case, [{"rps": r, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0.0} for r in rps]
-        )
-
     # Round 2 ran while a neighbour slowed the machine: both servers lost speed together.
-    top, bottom = windows(200.0, 50.0, 210.0), windows(100.0, 25.0, 100.0)
+    top = measured(window(200.0), window(50.0), window(210.0))
+    bottom = measured(window(100.0), window(25.0), window(100.0))
     assert median_ratio(top, bottom) == pytest.approx(2.0)
     assert top.summary()["rps"] == pytest.approx(460.0 / 3)
-    # A window that finished nothing counts as the floor, not a division by zero.
-    assert median_ratio(windows(10.0), windows(0.0), floor_rps=0.5) == pytest.approx(20.0)
+    # A window that finished nothing counts as one request in its 4 s, not a division by zero.
+    assert median_ratio(measured(window(10.0, 4)), measured(window(0.0, 4))) == pytest.approx(40.0)
+
+
+def test_pooled_percentiles_weight_each_window_by_its_requests() -> None:
+    # Uniform latencies on [0, 10] ms (300 requests) and on [10, 20] ms (100 requests).
+    fast = window(150.0, latency_ms=[[p, p / 10] for p in (0, 25, 50, 75, 100)])
+    slow = window(50.0, latency_ms=[[p, 10 + p / 10] for p in (0, 25, 50, 75, 100)])
+    windows = [fast, slow]
+    rng = np.random.default_rng(0)
+    pooled = np.concatenate([rng.uniform(0, 10, 300_000), rng.uniform(10, 20, 100_000)])
+    for q in (50, 90, 99):
+        assert pooled_percentile(windows, q) == pytest.approx(np.percentile(pooled, q), rel=0.01)
+    assert pooled_percentile([window(0.0)], 99) == 0.0  # no request, no latency
+
+
+class _Echo(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # wrk drops its connections mid-request when its window ends
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (Debian package wrk)")
+def test_a_wrk_window_reports_its_rate_and_latency_percentiles(tmp_path: Path) -> None:
+    server = _QuietServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body, script = tmp_path / "body.json", tmp_path / "post.lua"
+        body.write_text('{"instances": [[1.0]]}')
+        script.write_text(LUA)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = wrk(url, body, script, concurrency=2, seconds=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["requests"] > 0
+    assert result["errors"] == 0
+    assert result["seconds"] == 1
+    # wrk's own duration: the 1 s window plus its start and stop
+    assert result["requests"] / 1.5 < result["rps"] <= result["requests"] * 1.01
+    percentiles = [p for p, _ in result["latency_ms"]]
+    assert percentiles == [0, *QUANTILES, 100]
+    latencies = [ms for _, ms in result["latency_ms"]]
+    assert latencies == sorted(latencies)
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
