@@ -6,9 +6,10 @@
 - floor: the same T x B forward as bare `torch.matmul`s at the same shapes (no masks, no
   activations), i.e. the FLOPs divided by this machine's matmul rate at those shapes.
 and the deterministic path: ONNX Runtime against calling PyTorch eval directly. For the large
-model at T=100 it also times the engine in bf16 (what `DROPSERVE_PRECISION=auto` picks there on
-a CPU with native bf16) and reports how much one 32-row call saves over 32 one-row calls: the most
-that batching single-row requests can gain in the engine itself.
+and small models at T=100 it also times the engine in bf16 (`DROPSERVE_PRECISION=auto` picks it
+for the large one on a CPU with native bf16, not for the narrow small one), and reports how much
+one 32-row call saves over 32 one-row calls: the most that batching single-row requests can gain
+in the engine itself.
 Medians of repeated runs, torch and ONNX Runtime on one intra-op thread (steady on shared cores;
 see the README's performance notes).
 """
@@ -122,7 +123,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         for name, bundle in bundles.items():
             for rows in (1, 32):
                 for passes in passes_grid:
-                    bf16 = name == "large" and passes == 100
+                    bf16 = name in ("small", "large") and passes == 100
                     result = _mc_case(bundle, rows, passes, budget, bf16=bf16)
                     cases.append({"model": name, "B": rows, "T": passes, **result})
         deterministic: list[dict[str, Any]] = [
@@ -195,6 +196,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         ),
         "engine_large_T100_batching_gain_bf16": (
             32 * find("large", 1, 100)["engine_bf16_ms"] / find("large", 32, 100)["engine_bf16_ms"]
+        ),
+        "engine_small_B1_T100_bf16_speedup": (
+            find("small", 1, 100)["engine_ms"] / find("small", 1, 100)["engine_bf16_ms"]
         ),
         "engine_large_B32_T100_bf16_speedup": (
             find("large", 32, 100)["engine_ms"] / find("large", 32, 100)["engine_bf16_ms"]
