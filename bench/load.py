@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 
-__all__ = ["LUA", "QUANTILES", "REPO", "Running", "servers_running", "wait_until_quiet", "wrk"]
+__all__ = [
+    "LUA",
+    "QUANTILES",
+    "REPO",
+    "Running",
+    "free_port",
+    "servers_running",
+    "wait_until_quiet",
+    "wrk",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 # Latency percentiles each window reports; windows are pooled through them (Measured.summary).
@@ -92,7 +101,8 @@ def wait_until_quiet(pid: int) -> float:
     return time.monotonic() - start
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -115,9 +125,9 @@ def servers_running(
     ports: set[int] = set()
     try:
         for name, (command, env) in servers.items():
-            port = _free_port()
+            port = free_port()
             while port in ports:  # freed again before its server binds it: never hand out twice
-                port = _free_port()
+                port = free_port()
             ports.add(port)
             argv = [arg.replace("{port}", str(port)) for arg in command]
             log = logs / f"{name}.log"

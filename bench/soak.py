@@ -26,7 +26,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,11 +36,11 @@ from pathlib import Path
 
 import httpx
 
+from bench.load import REPO, free_port
 from bench.soak_report import Stats, problems, report, summarise
 
 __all__ = ["main"]
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 
 
@@ -52,13 +51,6 @@ class Target:
     name: str
     predict: list[bytes]
     uncertainty: list[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dropserve_command() -> list[str]:
