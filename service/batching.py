@@ -1,19 +1,23 @@
-"""Dynamic batching: compatible requests that arrive within a short window run as one call.
+"""Dynamic batching: compatible requests run as one call when a worker is ready for them.
 
-Requests are grouped by a key (model, version, mode and, for MC dropout, T). The first request
-of a group opens a window of `max_delay_s`; the group is flushed when the window closes or when
-it holds `max_rows` rows, whichever comes first. The batch function gets every request's rows
-and returns one result (or exception) per request, so rows never mix between requests.
+Requests are queued by a key (model, version, mode and, for MC dropout, T). A queue is ready
+once its oldest request has waited `max_delay_s` or it holds `max_rows` rows; a ready queue
+runs as soon as one of the `slots` inference workers is free, taking every request it holds
+(up to `max_rows` rows). So with the default 0 s window an idle server runs a request at once,
+and a busy one collects the requests that arrive while its workers compute and runs them
+together the moment a worker frees up: no worker idles while work waits, and no request waits
+for a timer while a worker idles. The batch function gets every request's rows and returns one
+result (or exception) per request, so rows never mix between requests.
 
-A flushed group is split across the inference workers that are idle (`slots` in all): one big
-batch would keep one core busy while the others wait for its clients to come back, which under
-a steady load of N clients is exactly what happens, since all N wait on that one batch.
+When several workers are idle, a ready queue is split across them: one big batch would keep
+one core busy while the others wait for its clients to come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -41,72 +45,128 @@ BatchFn = Callable[[list[BatchItem[R]]], Awaitable[list[R | BaseException]]]
 
 
 @dataclass
-class _Group(Generic[R]):
-    items: list[BatchItem[R]]
-    rows: int
+class _Queue(Generic[R]):
+    """The requests of one key waiting for a worker, oldest first, with their arrival times."""
+
     run: BatchFn[R]
+    waiting: deque[tuple[float, BatchItem[R]]] = field(default_factory=deque)
+    rows: int = 0
     timer: asyncio.TimerHandle | None = None
+    timer_due: float = 0.0  # when `timer` fires (uvloop's handles do not say)
+
+    def drop_abandoned(self) -> None:
+        """Forget requests whose clients went away: nobody would read their results."""
+        kept = deque(entry for entry in self.waiting if not entry[1].future.done())
+        self.rows = sum(item.rows.shape[0] for _, item in kept)
+        self.waiting = kept
 
 
 class MicroBatcher(Generic[R]):
-    """Collects requests per key and runs each closed group through its batch function."""
+    """Queues requests per key and runs ready queues on free worker slots."""
 
     def __init__(self, max_delay_s: float, max_rows: int, slots: int = 1) -> None:
         self.max_delay_s = max_delay_s
         self.max_rows = max_rows
         self.slots = slots
         self._running = 0  # batches dispatched and not yet finished
-        self._groups: dict[Hashable, _Group[R]] = {}
+        self._queues: dict[Hashable, _Queue[R]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, key: Hashable, item: BatchItem[R], run: BatchFn[R]) -> R:
-        """Add a request to its key's open group and wait for its own result."""
-        group = self._groups.get(key)
-        if group is not None and group.rows + item.rows.shape[0] > self.max_rows:
-            self._flush(key)  # this request would overflow the group: close it first
-            group = None
-        if group is None:
-            group = _Group(items=[], rows=0, run=run)
-            self._groups[key] = group
-            loop = asyncio.get_running_loop()
-            group.timer = loop.call_later(self.max_delay_s, self._flush, key)
-        group.items.append(item)
-        group.rows += item.rows.shape[0]
-        if group.rows >= self.max_rows:
-            self._flush(key)
+        """Queue a request under its key and wait for its own result."""
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue(run=run)
+        queue.waiting.append((asyncio.get_running_loop().time(), item))
+        queue.rows += item.rows.shape[0]
+        self._dispatch()
         return await item.future
 
-    def _flush(self, key: Hashable) -> None:
-        group = self._groups.pop(key, None)
-        if group is None:
-            return
-        if group.timer is not None:
-            group.timer.cancel()
-        idle = self.slots - self._running
-        parts = max(1, min(idle, len(group.items)))
-        bounds = [round(i * len(group.items) / parts) for i in range(parts + 1)]
-        for start, end in itertools.pairwise(bounds):
-            part = _Group(items=group.items[start:end], rows=0, run=group.run)
-            self._running += 1
-            task = asyncio.get_running_loop().create_task(self._execute(part))
-            self._tasks.add(task)  # keep a reference until it finishes
-            task.add_done_callback(self._finished)
+    def _ready(self, queue: _Queue[R], now: float) -> bool:
+        if not queue.waiting:
+            return False
+        return queue.rows >= self.max_rows or now - queue.waiting[0][0] >= self.max_delay_s
+
+    def _dispatch(self) -> None:
+        """Run ready queues, oldest request first, while worker slots are free."""
+        now = asyncio.get_running_loop().time()
+        while self._running < self.slots:
+            for queue in self._queues.values():
+                queue.drop_abandoned()
+            ready = sorted(
+                (q for q in self._queues.values() if self._ready(q, now)),
+                key=lambda q: q.waiting[0][0],
+            )
+            if not ready:
+                break
+            queue = ready[0]
+            items = self._take(queue)
+            # Idle slots beyond one per other ready queue may share this batch.
+            parts = max(1, min(self.slots - self._running - (len(ready) - 1), len(items)))
+            bounds = [round(i * len(items) / parts) for i in range(parts + 1)]
+            for start, end in itertools.pairwise(bounds):
+                self._start(items[start:end], queue.run)
+        self._arm_timers(now)
+
+    def _arm_timers(self, now: float) -> None:
+        """A queue still inside its window gets a timer for the window's end; others need none
+        (a ready queue runs when a slot frees, an empty one is forgotten)."""
+        loop = asyncio.get_running_loop()
+        for key, queue in list(self._queues.items()):
+            if not queue.waiting:
+                if queue.timer is not None:
+                    queue.timer.cancel()
+                del self._queues[key]  # keys of unloaded models must not accumulate
+                continue
+            due = queue.waiting[0][0] + self.max_delay_s
+            if queue.timer is not None and (self._ready(queue, now) or queue.timer_due != due):
+                queue.timer.cancel()
+                queue.timer = None
+            if queue.timer is None and not self._ready(queue, now):
+                queue.timer = loop.call_at(due, self._on_timer, queue)
+                queue.timer_due = due
+
+    def _on_timer(self, queue: _Queue[R]) -> None:
+        # The loop may run a timer up to its clock resolution early; _dispatch then finds the
+        # queue not yet ready and arms a new timer.
+        queue.timer = None
+        self._dispatch()
+
+    def _take(self, queue: _Queue[R]) -> list[BatchItem[R]]:
+        """The oldest requests up to `max_rows` rows (at least one request, however large)."""
+        items: list[BatchItem[R]] = []
+        rows = 0
+        while queue.waiting:
+            size = queue.waiting[0][1].rows.shape[0]
+            if items and rows + size > self.max_rows:
+                break
+            items.append(queue.waiting.popleft()[1])
+            rows += size
+        queue.rows -= rows
+        return items
+
+    def _start(self, items: list[BatchItem[R]], run: BatchFn[R]) -> None:
+        self._running += 1
+        task = asyncio.get_running_loop().create_task(self._execute(items, run))
+        self._tasks.add(task)  # keep a reference until it finishes
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running -= 1
         self._tasks.discard(task)
+        self._dispatch()  # a slot is free: whatever queued meanwhile runs now
 
     @staticmethod
-    async def _execute(group: _Group[R]) -> None:
+    async def _execute(items: list[BatchItem[R]], run: BatchFn[R]) -> None:
         try:
-            results = await group.run(group.items)
+            results = await run(items)
         except asyncio.CancelledError:
-            for item in group.items:
+            for item in items:
                 item.future.cancel()
             raise
         except Exception as exc:  # the whole batch failed: every request gets the error
-            results = [exc] * len(group.items)
-        for item, result in zip(group.items, results, strict=True):
+            results = [exc] * len(items)
+        for item, result in zip(items, results, strict=True):
             if item.future.done():  # the client went away
                 continue
             if isinstance(result, BaseException):

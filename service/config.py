@@ -105,14 +105,15 @@ class Settings(BaseSettings):
     )
     batching: bool = Field(
         True,
-        description="Dynamic batching: requests for the same model, mode and T that arrive "
-        "within the batch window run as one engine call (seeded MC requests always run alone).",
+        description="Dynamic batching: requests for the same model, mode and T that queue "
+        "while the inference workers are busy (or within the batch window) run as one engine "
+        "call when a worker frees up (seeded MC requests always run alone).",
     )
     batch_max_delay_ms: float = Field(
         0.0,
         ge=0,
-        description="Longest a request waits for others to join its batch (ms); 0 batches "
-        "only the requests that arrive together, so no request waits.",
+        description="Longest a request waits for others to join its batch while a worker is "
+        "free (ms); 0 runs it at once, so only requests that queued behind busy workers batch.",
     )
     batch_max_rows: int = Field(256, ge=1, description="Rows at which a batch runs at once.")
     max_queue: int = Field(

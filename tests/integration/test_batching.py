@@ -10,6 +10,7 @@ import anyio
 import numpy as np
 import pytest
 import torch
+import uvloop
 
 from service.batching import BatchItem, MicroBatcher
 from service.config import Settings
@@ -258,3 +259,123 @@ def test_tiny_uncertainty_runs_inline_counting_every_pass(
     anyio.run(scenario)
     assert recording.events[0].queue_s == 0.0
     assert recording.batches == [1, 1]
+
+
+class _EarlyTimers(asyncio.SelectorEventLoop):
+    """An event loop whose timers fire 1 ms early, as asyncio's may within its clock
+    resolution."""
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        return super().call_at(when - 0.001, callback, *args, context=context)
+
+
+@pytest.mark.parametrize(
+    "loop_factory",
+    [_EarlyTimers, uvloop.new_event_loop],  # the server runs on uvloop, whose timers differ
+    ids=["early-timers", "uvloop"],
+)
+def test_a_window_collects_its_requests_and_ends(loop_factory: Any) -> None:
+    """Even when the loop runs the window's timer a little early."""
+    calls: list[int] = []
+
+    async def echo(items: list[BatchItem[Any]]) -> list[Any]:
+        calls.append(len(items))
+        return [item.seed for item in items]
+
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.02, max_rows=100)
+        jobs = [
+            batcher.submit("k", BatchItem(rows=np.zeros((1, 1)), seed=i), echo) for i in range(3)
+        ]
+        return await asyncio.wait_for(asyncio.gather(*jobs), timeout=5)
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(scenario()) == [0, 1, 2]
+    assert calls == [3]
+
+
+class _OneWorker:
+    """A batcher with one worker slot and no window, whose batch holding seed 0 computes until
+    `release` is set; `calls` records the seeds of each batch run."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.0, max_rows=100, slots=1)
+
+    async def _run(self, items: list[BatchItem[Any]]) -> list[Any]:
+        self.calls.append([item.seed for item in items])
+        if items[0].seed == 0:
+            await self.release.wait()
+        return [item.seed for item in items]
+
+    def submit(self, seed: int) -> asyncio.Future[Any]:
+        item = BatchItem[Any](rows=np.zeros((1, 1)), seed=seed)
+        return asyncio.ensure_future(self.batcher.submit("k", item, self._run))
+
+
+def test_requests_arriving_while_the_workers_compute_run_together_when_one_frees() -> None:
+    """With no window (0 s) an idle worker takes a request at once; the requests that arrive
+    while every worker is busy wait for the first free one and run as one batch."""
+
+    async def scenario() -> tuple[list[Any], list[list[int]]]:
+        worker = _OneWorker()
+        first = worker.submit(0)
+        await asyncio.sleep(0.01)  # the only worker is now busy with request 0
+        later = [worker.submit(seed) for seed in range(1, 6)]
+        await asyncio.sleep(0.01)
+        assert worker.calls == [[0]]  # nothing ran beside it
+        worker.release.set()
+        return [await first, *[await job for job in later]], worker.calls
+
+    results, calls = asyncio.run(scenario())
+    assert results == list(range(6))
+    assert calls == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_requests_whose_clients_left_are_not_computed() -> None:
+    async def scenario() -> tuple[list[Any], list[list[int]]]:
+        worker = _OneWorker()
+        first = worker.submit(0)
+        await asyncio.sleep(0.01)
+        gone, kept = worker.submit(1), worker.submit(2)
+        await asyncio.sleep(0.01)
+        gone.cancel()  # its client disconnected while it queued
+        worker.release.set()
+        return [await first, await kept], worker.calls
+
+    results, calls = asyncio.run(scenario())
+    assert results == [0, 2]
+    assert calls == [[0], [2]]
+
+
+def test_the_oldest_ready_queue_runs_first() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    def recorder(name: str) -> Any:
+        async def record(items: list[BatchItem[Any]]) -> list[Any]:
+            calls.append(name)
+            if name == "blocker":
+                await release.wait()
+            return [item.seed for item in items]
+
+        return record
+
+    async def scenario() -> None:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.0, max_rows=100, slots=1)
+
+        def submit(key: str) -> Any:
+            item = BatchItem(rows=np.zeros((1, 1)))
+            return asyncio.ensure_future(batcher.submit(key, item, recorder(key)))
+
+        jobs = [submit("blocker")]
+        await asyncio.sleep(0.01)
+        for key in ["b", "a", "c"]:
+            jobs.append(submit(key))
+            await asyncio.sleep(0.005)
+        release.set()
+        await asyncio.gather(*jobs)
+
+    asyncio.run(scenario())
+    assert calls == ["blocker", "b", "a", "c"]
