@@ -117,7 +117,7 @@ class GraphCache:
         x = torch.zeros((bucket, like.shape[1]), dtype=like.dtype, device=like.device)
         masks = {
             layer: torch.ones(
-                (passes, bucket, weight.shape[0]), dtype=torch.bool, device=like.device
+                (passes, bucket, weight.shape[0]), dtype=weight.dtype, device=like.device
             )
             for layer, (weight, rate) in enumerate(zip(network.weights, network.rates, strict=True))
             if rate > 0.0

@@ -127,7 +127,14 @@ class MCDropoutEngine:
 
         `precision` is what `resolve_precision` chose; outputs are float32 whatever it is."""
         network = self._prepared(precision)
-        masks = SegmentMasks(segments, len(network.weights), self.device)
+        widths = {
+            layer: weight.shape[0]
+            for layer, (weight, rate) in enumerate(zip(network.weights, network.rates, strict=True))
+            if rate > 0.0
+        }
+        masks = SegmentMasks(
+            segments, len(network.weights), self.device, network.weights[0].dtype, widths
+        )
         x = torch.as_tensor(features, dtype=torch.float32).to(self.device)
         x = ((x - self._x_mean) / self._x_std).to(network.weights[0].dtype)
         step = self.chunk_passes(x.shape[0])

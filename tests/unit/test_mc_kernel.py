@@ -13,6 +13,8 @@ from service.engines.mc_kernel import (
     draw_keep_mask,
     mc_forward,
     prepare_network,
+    splitmix64,
+    stream_key,
 )
 from service.model import DropoutMLP
 from service.model.mlp import DropoutStyle
@@ -76,8 +78,7 @@ def test_kernel_equals_the_definition_on_the_same_masks(
 
 def test_keep_rate_is_the_quantised_rate() -> None:
     rate = 0.05
-    generator = torch.Generator().manual_seed(0)
-    mask = draw_keep_mask((1001, 997), rate, generator, CPU)  # count not a multiple of 4
+    mask = draw_keep_mask((1001, 997), rate, 0, CPU)  # rows not a multiple of 4 lanes
     assert mask.shape == (1001, 997)
     assert mask.dtype == torch.bool
     keep = 1 - round(rate * LANE_LEVELS) / LANE_LEVELS
@@ -88,7 +89,7 @@ def test_keep_rate_is_the_quantised_rate() -> None:
 
 @pytest.mark.parametrize("rate", [0.0, 1 / LANE_LEVELS, 0.5, 0.9])
 def test_extreme_and_middle_rates(rate: float) -> None:
-    mask = draw_keep_mask((400, 400), rate, torch.Generator().manual_seed(1), CPU)
+    mask = draw_keep_mask((400, 400), rate, 1, CPU)
     keep = 1 - round(rate * LANE_LEVELS) / LANE_LEVELS
     if rate == 0.0:
         assert bool(mask.all())
@@ -99,14 +100,51 @@ def test_extreme_and_middle_rates(rate: float) -> None:
 
 
 def test_masks_differ_between_draws_and_lanes_are_independent() -> None:
-    generator = torch.Generator().manual_seed(5)
-    first = draw_keep_mask((256, 64), 0.5, generator, CPU)
-    second = draw_keep_mask((256, 64), 0.5, generator, CPU)
+    first = draw_keep_mask((256, 64), 0.5, 5, CPU)
+    second = draw_keep_mask((256, 64), 0.5, 6, CPU)
     assert not torch.equal(first, second)
     # Neighbouring lanes come from the same 64-bit word: they must still be uncorrelated.
     a, b = first.flatten()[0::2].float(), first.flatten()[1::2].float()
     correlation = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
     assert abs(correlation) < 5 / math.sqrt(a.numel())
+
+
+def test_mask_lanes_are_splitmix64_of_the_stream_counters_bit_for_bit() -> None:
+    """The tensor hash (signed int64 shifts masked to logical ones, wrapping products) equals
+    the integer definition, for a segment in the middle of a stack and a second chunk."""
+    segments = [(2, 11), (3, 2**31 - 1), (1, 0)]
+    width, words = 10, 3  # 10 lanes a row take 3 words; the last two lanes are unused
+    masks = SegmentMasks(segments, 2, CPU, torch.float32)
+    masks(1, (4 * 6, width), 0.5)  # a first chunk of 4 passes advances the counters
+    rate = 0.3
+    drawn = masks(1, (5 * 6, width), rate).view(5, 6, width)
+    key = stream_key(2**31 - 1, 1)
+    threshold = round(rate * LANE_LEVELS)
+    for t in range(5):
+        for r in range(3):
+            for u in range(width):
+                counter = ((4 + t) * 3 + r) * words + u // 4
+                word = splitmix64(key + counter * 0x9E3779B97F4A7C15)
+                lane = (word >> (16 * (u % 4))) & 0xFFFF  # little-endian lanes
+                expected = float(lane ^ 0x8000 >= threshold)  # int16 order: flip the sign bit
+                assert drawn[t, 2 + r, u].item() == expected, (t, r, u)
+
+
+def test_neighbouring_seeds_passes_and_rows_draw_uncorrelated_masks() -> None:
+    """Seeds 0, 1, 2 (the counter-based streams must not overlap or echo), each row against the
+    next, and each pass against the next."""
+    masks = SegmentMasks([(50, 0), (50, 1), (50, 2)], 1, CPU)(0, (400 * 150, 64), 0.5)
+    masks = masks.view(400, 150, 64)
+    bound = 5 / math.sqrt(400 * 50 * 64)
+    pairs = {
+        "seed 0 against seed 1": (masks[:, :50], masks[:, 50:100]),
+        "seed 1 against seed 2": (masks[:, 50:100], masks[:, 100:]),
+        "row against the next": (masks[:, 0:50:2], masks[:, 1:50:2]),
+        "pass against the next": (masks[0::2, :50], masks[1::2, :50]),
+    }
+    for name, (a, b) in pairs.items():
+        correlation = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+        assert abs(correlation) < bound * math.sqrt(50 * 400 / a.shape[0] / a.shape[1]), name
 
 
 @pytest.mark.parametrize("style", ["inverted", "classic"])
@@ -147,3 +185,27 @@ def test_a_segment_gets_the_same_masks_alone_or_stacked_and_in_any_chunking() ->
     torch.testing.assert_close(torch.cat(chunks), alone, rtol=1e-6, atol=1e-6)
     other = mc_forward(prepared, rows[2:4], 12, SegmentMasks([(2, 78)], 3, CPU))
     assert not torch.allclose(other, alone)
+
+
+def test_masks_drawn_for_all_layers_at_once_equal_those_drawn_layer_by_layer() -> None:
+    """The engine passes the widths, so a chunk's layers share one hash; the streams, and hence
+    the masks, are those of the layer-by-layer draw, in every chunk."""
+    config = make_config(hidden=(16, 9), dropout=(0.2, 0.3), input_dropout=0.1)
+    prepared = prepare_network(make_network(config, seed=1), CPU)
+    widths = {
+        layer: weight.shape[0]
+        for layer, (weight, rate) in enumerate(zip(prepared.weights, prepared.rates, strict=True))
+        if rate > 0
+    }
+    assert len(widths) == 3
+    rows = torch.randn(4, config.n_features, generator=torch.Generator().manual_seed(3))
+    segments = [(1, 5), (3, 6)]
+    apart = SegmentMasks(segments, 3, CPU)
+    together = SegmentMasks(segments, 3, CPU, widths=widths)
+    for passes in (5, 7):
+        torch.testing.assert_close(
+            mc_forward(prepared, rows, passes, together),
+            mc_forward(prepared, rows, passes, apart),
+            rtol=0,
+            atol=0,
+        )
