@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.capacity import engine_capacity
 from bench.interleave import Case, Measured, interleaved, median_ratio
 from bench.models import BENCH_MODELS, write_bundle
 from bench.report import print_ratios, print_table, save_results
@@ -219,6 +220,15 @@ BATCHING_VARIANTS = {
     "on": {"DROPSERVE_BATCHING": "true"},  # the default window: 0 ms
     "on, 2 ms": {"DROPSERVE_BATCHING": "true", "DROPSERVE_BATCH_MAX_DELAY_MS": "2"},
 }
+# The full run also compares both with DROPSERVE_PRECISION=auto (bf16 for the large model on a
+# CPU with native bf16), where stacking pays more in the engine.
+AUTO_VARIANTS = {
+    "off, auto": {"DROPSERVE_BATCHING": "false", "DROPSERVE_PRECISION": "auto"},
+    "on, auto": {"DROPSERVE_BATCHING": "true", "DROPSERVE_PRECISION": "auto"},
+}
+# Batches of this many one-row requests time the engine's ceiling (bench/capacity.py): about
+# what the batcher forms at concurrency 32 with two workers.
+CEILING_BATCH = 16
 
 
 def run_batching(quick: bool = False) -> dict[str, Any]:
@@ -227,11 +237,14 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
     2 ms window, in the same run."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench batching needs wrk: apt-get install --no-install-recommends wrk")
+    variants = BATCHING_VARIANTS if quick else {**BATCHING_VARIANTS, **AUTO_VARIANTS}
     servers = {
         variant: (_dropserve_command(), {**DROPSERVE_ENV, **extra})
-        for variant, extra in BATCHING_VARIANTS.items()
+        for variant, extra in variants.items()
     }
     measured = _measure(servers, [(BATCHING_WORKLOAD, 32), (WORKLOADS[2], 32)], quick)
+    ceiling = _ceiling(quick)
+    print(f"engine ceiling, large model, batches of {CEILING_BATCH}, no HTTP: {ceiling:.0f} req/s")
     model = {BATCHING_WORKLOAD.key: BATCHING_WORKLOAD.model, WORKLOADS[2].key: WORKLOADS[2].model}
     rows: list[dict[str, Any]] = [
         {"model": model[key], "batching": variant, **m.summary(), "windows": m.windows}
@@ -260,19 +273,43 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
         return of(key, variant).summary()["p99_ms"]
 
     large, small = BATCHING_WORKLOAD.key, WORKLOADS[2].key
-    ratios = _ratios(
-        {
-            "batching_throughput_on_vs_off": (of(large, "on"), of(large, "off")),
-            "batching_2ms_throughput_vs_off": (of(large, "on, 2 ms"), of(large, "off")),
-            "batching_small_throughput_on_vs_off": (of(small, "on"), of(small, "off")),
-        },
-        {
-            "batching_p99_on_vs_off": p99(large, "on") / p99(large, "off"),
-            "batching_small_p99_on_vs_off": p99(small, "on") / p99(small, "off"),
-        },
-    )
+    pairs = {
+        "batching_throughput_on_vs_off": (of(large, "on"), of(large, "off")),
+        "batching_2ms_throughput_vs_off": (of(large, "on, 2 ms"), of(large, "off")),
+        "batching_small_throughput_on_vs_off": (of(small, "on"), of(small, "off")),
+    }
+    others = {
+        "batching_p99_on_vs_off": p99(large, "on") / p99(large, "off"),
+        "batching_small_p99_on_vs_off": p99(small, "on") / p99(small, "off"),
+        # The most any batching could reach here: the engine alone against the server off.
+        "batching_ceiling_vs_off": ceiling / of(large, "off").summary()["rps"],
+    }
+    if not quick:
+        pairs["batching_auto_throughput_on_vs_off"] = (
+            of(large, "on, auto"),
+            of(large, "off, auto"),
+        )
+        others["batching_auto_p99_on_vs_off"] = p99(large, "on, auto") / p99(large, "off, auto")
+    ratios = _ratios(pairs, others)
     seconds, _, _ = _rounds(quick)
-    return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
+    return {
+        "quick": quick,
+        "seconds": seconds,
+        "runs": rows,
+        "ceiling_rps": ceiling,
+        "ratios": ratios,
+    }
+
+
+def _ceiling(quick: bool) -> float:
+    """The engine's ceiling for the large batching case (bench/capacity.py), fp32 as served."""
+    with tempfile.TemporaryDirectory() as folder:
+        models = Path(folder)
+        write_bundle(models, BENCH_MODELS[BATCHING_WORKLOAD.model])
+        samples = BATCHING_WORKLOAD.samples or 100
+        return engine_capacity(
+            models, BATCHING_WORKLOAD.model, samples, CEILING_BATCH, 2.0 if quick else 6.0
+        )
 
 
 def main_batching(argv: Sequence[str] | None = None) -> int:
