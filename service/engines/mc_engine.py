@@ -15,6 +15,7 @@ from service.engines.mc_kernel import (
     PreparedNetwork,
     SegmentMasks,
     cast_network,
+    fold_standardisation,
     mc_forward,
     prepare_network,
 )
@@ -55,7 +56,8 @@ class MCDropoutEngine:
         self._x_std = torch.tensor(scaler.feature_std, dtype=torch.float32)
         self._y_mean = torch.tensor(scaler.target_mean or (), dtype=torch.float32)
         self._y_std = torch.tensor(scaler.target_std or (), dtype=torch.float32)
-        self._network: PreparedNetwork | None = None
+        self._network: PreparedNetwork | None = None  # standardisation outside (tf32, bf16)
+        self._fp32: PreparedNetwork | None = None  # standardisation folded in where it can be
         self._bf16: PreparedNetwork | None = None
         self._graph_capture = graph_capture
         self._graphs: dict[Precision, GraphCache] = {}
@@ -63,7 +65,17 @@ class MCDropoutEngine:
     def load(self) -> None:
         self._x_mean, self._x_std = self._x_mean.to(self.device), self._x_std.to(self.device)
         self._y_mean, self._y_std = self._y_mean.to(self.device), self._y_std.to(self.device)
-        self._network = prepare_network(self._bundle.network, self.device)
+        network = prepare_network(self._bundle.network, self.device)
+        self._network = self._fp32 = network
+        if network.rates[0] == 0.0:
+            regression = not self._classification
+            self._fp32 = fold_standardisation(
+                network,
+                self._x_mean,
+                self._x_std,
+                self._y_mean if regression else None,
+                self._y_std if regression else None,
+            )
 
     @property
     def ready(self) -> bool:
@@ -73,6 +85,8 @@ class MCDropoutEngine:
         network = self._network
         if network is None:
             raise RuntimeError("MCDropoutEngine.sample called before load()")
+        if precision == "fp32" and self._fp32 is not None:
+            return self._fp32
         if precision != "bf16":
             return network
         # Cast on first use: most deployments never ask for bf16 and need not hold the copy.
@@ -127,23 +141,20 @@ class MCDropoutEngine:
 
         `precision` is what `resolve_precision` chose; outputs are float32 whatever it is."""
         network = self._prepared(precision)
-        widths = {
-            layer: weight.shape[0]
-            for layer, (weight, rate) in enumerate(zip(network.weights, network.rates, strict=True))
-            if rate > 0.0
-        }
+        dtype = network.weights[0].dtype
         masks = SegmentMasks(
-            segments, len(network.weights), self.device, network.weights[0].dtype, widths
+            segments, len(network.weights), self.device, dtype, network.dropout_widths
         )
         x = torch.as_tensor(features, dtype=torch.float32).to(self.device)
-        x = ((x - self._x_mean) / self._x_std).to(network.weights[0].dtype)
+        if not network.raw_units:
+            x = ((x - self._x_mean) / self._x_std).to(dtype)
         step = self.chunk_passes(x.shape[0])
         chunks = []
         with torch.inference_mode(), matmul_precision(self.device, precision):
             graphs = self._graph_cache(precision) if samples <= step else None
             replayed = None if graphs is None else graphs.run(x, samples, masks)
             if replayed is not None:
-                chunks.append(self._finish(replayed))
+                chunks.append(self._finish(replayed, network))
             for start in range(0, samples if replayed is None else 0, step):
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(
@@ -151,14 +162,16 @@ class MCDropoutEngine:
                         "request timeout passed; ask for fewer samples or rows"
                     )
                 chunks.append(
-                    self._finish(mc_forward(network, x, min(step, samples - start), masks))
+                    self._finish(mc_forward(network, x, min(step, samples - start), masks), network)
                 )
             result = torch.cat(chunks, dim=0) if len(chunks) > 1 else chunks[0]
         return result.cpu()
 
-    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+    def _finish(self, out: torch.Tensor, network: PreparedNetwork) -> torch.Tensor:
         """Raw network outputs -> probabilities, or regression outputs in original units."""
         out = out.float()
         if self._classification:
             return torch.softmax(out, dim=-1)
+        if network.raw_units:
+            return out
         return out * self._y_std + self._y_mean

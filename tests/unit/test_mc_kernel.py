@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from service.engines.mc_kernel import (
     LANE_LEVELS,
     SegmentMasks,
+    _hash_numpy,
+    _hash_torch,
     draw_keep_mask,
     mc_forward,
     prepare_network,
@@ -128,6 +131,20 @@ def test_mask_lanes_are_splitmix64_of_the_stream_counters_bit_for_bit() -> None:
                 lane = (word >> (16 * (u % 4))) & 0xFFFF  # little-endian lanes
                 expected = float(lane ^ 0x8000 >= threshold)  # int16 order: flip the sign bit
                 assert drawn[t, 2 + r, u].item() == expected, (t, r, u)
+
+
+def test_the_gpu_hash_in_torch_equals_the_cpu_hash_in_numpy() -> None:
+    """The CPU hashes in NumPy (logical shifts on uint64), other devices in torch (int64,
+    shifts masked): run here on the CPU, the torch version must give the same words."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**64 - 1, size=(1, 3, 70), dtype=np.uint64, endpoint=True)
+    step = rng.integers(0, 2**64 - 1, size=(1, 3, 70), dtype=np.uint64, endpoint=True)
+    expected = _hash_numpy(base, step, start=5, passes=400)  # several blocks of passes
+    as_tensor = [torch.from_numpy(a.view(np.int64)) for a in (base, step)]
+    got = _hash_torch(*as_tensor, start=5, passes=400)
+    assert np.array_equal(got.numpy(), expected.view(np.int64))
+    # And the first word is the integer definition.
+    assert int(expected[0, 0, 0]) == splitmix64(int(base[0, 0, 0]) + 5 * int(step[0, 0, 0]))
 
 
 def test_neighbouring_seeds_passes_and_rows_draw_uncorrelated_masks() -> None:

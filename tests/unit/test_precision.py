@@ -123,3 +123,38 @@ def test_tf32_is_switched_on_for_the_block_only() -> None:  # pragma: no cover -
     assert matmul.fp32_precision == "ieee"
     with matmul_precision(CUDA, "fp32"):
         assert matmul.fp32_precision == "ieee"
+
+
+@pytest.mark.parametrize(
+    ("task", "hidden", "input_dropout"),
+    [
+        ("regression", (16,), 0.0),
+        ("regression", (), 0.0),  # one layer takes both the feature and the target scaling
+        ("classification", (16, 8), 0.0),
+        ("regression", (16,), 0.1),  # input dropout: nothing is folded
+    ],
+)
+def test_fp32_with_the_standardisation_folded_in_equals_it_applied_outside(
+    tmp_path: Path, task: str, hidden: tuple[int, ...], input_dropout: float
+) -> None:
+    """fp32 runs a network that takes raw features (and gives original units); tf32, which on
+    the CPU is plain fp32 arithmetic, standardises outside. Same seed, same masks: equal up
+    to float rounding."""
+    path = make_bundle(
+        tmp_path,
+        name="f",
+        task=task,  # type: ignore[arg-type]
+        seed=5,
+        hidden=hidden,
+        dropout=(0.2,) * len(hidden),
+        input_dropout=input_dropout,
+    )
+    bundle = load_bundle(path)
+    engine = MCDropoutEngine(bundle, CPU, 1 << 20)
+    engine.load()
+    features = raw_features(bundle.manifest.standardizer(), rows=6)
+    folded = engine.sample(features, 300, seed=4, precision="fp32")
+    outside = engine.sample(features, 300, seed=4, precision="tf32")
+    torch.testing.assert_close(folded, outside, rtol=1e-5, atol=1e-5 * outside.abs().max().item())
+    # The comparison means something only where fp32 did run the folded network.
+    assert engine._prepared("fp32").raw_units == (input_dropout == 0.0)
