@@ -11,9 +11,9 @@ import torch
 
 from service.bundle import Bundle
 from service.engines.cuda_graphs import Capture, GraphCache
+from service.engines.masks import SegmentMasks
 from service.engines.mc_kernel import (
     PreparedNetwork,
-    SegmentMasks,
     cast_network,
     fold_standardisation,
     mc_forward,

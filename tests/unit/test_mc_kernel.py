@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from service.engines.mc_kernel import (
+from service.engines.masks import (
     LANE_LEVELS,
     SegmentMasks,
     _hash_numpy,
     _hash_torch,
     draw_keep_mask,
-    mc_forward,
-    prepare_network,
     splitmix64,
     stream_key,
 )
+from service.engines.mc_kernel import mc_forward, prepare_network
 from service.model import DropoutMLP
 from service.model.mlp import DropoutStyle
 from tests.factories import make_config, make_network
