@@ -308,7 +308,7 @@ def _ceiling(quick: bool) -> float:
         write_bundle(models, BENCH_MODELS[BATCHING_WORKLOAD.model])
         samples = BATCHING_WORKLOAD.samples or 100
         return engine_capacity(
-            models, BATCHING_WORKLOAD.model, samples, CEILING_BATCH, 2.0 if quick else 6.0
+            models, BATCHING_WORKLOAD.model, samples, CEILING_BATCH, 1.0 if quick else 6.0
         )
 
 
