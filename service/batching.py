@@ -1,13 +1,14 @@
 """Dynamic batching: compatible requests run as one call when a worker is ready for them.
 
-Requests are queued by a key (model, version, mode and, for MC dropout, T). A queue is ready
-once its oldest request has waited `max_delay_s` or it holds `max_rows` rows; a ready queue
-runs as soon as one of the `slots` inference workers is free, taking every request it holds
-(up to `max_rows` rows). So with the default 0 s window an idle server runs a request at once,
-and a busy one collects the requests that arrive while its workers compute and runs them
-together the moment a worker frees up: no worker idles while work waits, and no request waits
-for a timer while a worker idles. The batch function gets every request's rows and returns one
-result (or exception) per request, so rows never mix between requests.
+Requests are queued by a key (model, version, mode and, for MC dropout, T). A queue runs on one
+of the `slots` inference workers as soon as one is free and the queue is ready: every worker
+idle, or its oldest request waited `max_delay_s`, or it holds `max_rows` rows. It then takes
+every request it holds (up to `max_rows` rows). Queues are looked at once per turn of the event
+loop, so requests parsed in the same turn batch even with no window (the default, 0 s); a busy
+server collects the requests that arrive while its workers compute and runs them together the
+moment a worker frees up, and an idle one runs a request at once, whatever the window: the
+window only collects while some worker is busy anyway. The batch function gets every request's
+rows and returns one result (or exception) per request, so rows never mix between requests.
 
 When several workers are idle, a ready queue is split across them: one big batch would keep
 one core busy while the others wait for its clients to come back.
@@ -71,24 +72,36 @@ class MicroBatcher(Generic[R]):
         self._running = 0  # batches dispatched and not yet finished
         self._queues: dict[Hashable, _Queue[R]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dispatch_scheduled = False
 
     async def submit(self, key: Hashable, item: BatchItem[R], run: BatchFn[R]) -> R:
         """Queue a request under its key and wait for its own result."""
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(run=run)
-        queue.waiting.append((asyncio.get_running_loop().time(), item))
+        loop = asyncio.get_running_loop()
+        queue.waiting.append((loop.time(), item))
         queue.rows += item.rows.shape[0]
-        self._dispatch()
+        if not self._dispatch_scheduled:
+            # At the end of this turn of the loop: requests parsed in the same turn batch.
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch)
         return await item.future
 
     def _ready(self, queue: _Queue[R], now: float) -> bool:
         if not queue.waiting:
             return False
-        return queue.rows >= self.max_rows or now - queue.waiting[0][0] >= self.max_delay_s
+        # With every worker idle nothing is gained by waiting: the window is for collecting
+        # requests while the workers are busy anyway.
+        return (
+            self._running == 0
+            or queue.rows >= self.max_rows
+            or now - queue.waiting[0][0] >= self.max_delay_s
+        )
 
     def _dispatch(self) -> None:
         """Run ready queues, oldest request first, while worker slots are free."""
+        self._dispatch_scheduled = False
         now = asyncio.get_running_loop().time()
         while self._running < self.slots:
             for queue in self._queues.values():

@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     batch_max_delay_ms: float = Field(
         0.0,
         ge=0,
-        description="Longest a request waits for others to join its batch while a worker is "
-        "free (ms); 0 runs it at once, so only requests that queued behind busy workers batch.",
+        description="Longest a request waits for others to join its batch while another worker "
+        "is busy (ms); with every worker idle it runs at once. 0 batches the requests parsed "
+        "together and those that queued behind busy workers.",
     )
     batch_max_rows: int = Field(256, ge=1, description="Rows at which a batch runs at once.")
     max_queue: int = Field(

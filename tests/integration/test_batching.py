@@ -275,7 +275,53 @@ class _EarlyTimers(asyncio.SelectorEventLoop):
     ids=["early-timers", "uvloop"],
 )
 def test_a_window_collects_its_requests_and_ends(loop_factory: Any) -> None:
-    """Even when the loop runs the window's timer a little early."""
+    """With one worker busy, requests arriving within the window wait for each other though the
+    second worker is free; the window ends even when the loop runs its timer a little early."""
+    calls: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def record(items: list[BatchItem[Any]]) -> list[Any]:
+        calls.append([item.seed for item in items])
+        if items[0].seed == 100:
+            await release.wait()
+        return [item.seed for item in items]
+
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.05, max_rows=100, slots=2)
+
+        def submit(seed: int) -> asyncio.Future[Any]:
+            item = BatchItem[Any](rows=np.zeros((1, 1)), seed=seed)
+            return asyncio.ensure_future(batcher.submit("k", item, record))
+
+        blocker = submit(100)
+        await asyncio.sleep(0.01)  # it runs: one worker busy, one free
+        jobs = []
+        for seed in range(3):
+            jobs.append(submit(seed))
+            await asyncio.sleep(0.005)
+        results = await asyncio.wait_for(asyncio.gather(*jobs), timeout=5)
+        release.set()
+        return [*results, await blocker]
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(scenario()) == [0, 1, 2, 100]
+    assert calls == [[100], [0, 1, 2]]
+
+
+def test_with_every_worker_idle_a_request_does_not_wait_for_the_window() -> None:
+    async def scenario() -> list[Any]:
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=30.0, max_rows=100, slots=2)
+
+        async def echo(items: list[BatchItem[Any]]) -> list[Any]:
+            return [item.seed for item in items]
+
+        item = BatchItem[Any](rows=np.zeros((1, 1)), seed=7)
+        return [await asyncio.wait_for(batcher.submit("k", item, echo), timeout=1)]
+
+    assert asyncio.run(scenario()) == [7]
+
+
+def test_requests_of_one_turn_of_the_loop_batch_without_a_window() -> None:
     calls: list[int] = []
 
     async def echo(items: list[BatchItem[Any]]) -> list[Any]:
@@ -283,15 +329,12 @@ def test_a_window_collects_its_requests_and_ends(loop_factory: Any) -> None:
         return [item.seed for item in items]
 
     async def scenario() -> list[Any]:
-        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.02, max_rows=100)
-        jobs = [
-            batcher.submit("k", BatchItem(rows=np.zeros((1, 1)), seed=i), echo) for i in range(3)
-        ]
-        return await asyncio.wait_for(asyncio.gather(*jobs), timeout=5)
+        batcher: MicroBatcher[Any] = MicroBatcher(max_delay_s=0.0, max_rows=100, slots=1)
+        items = [BatchItem[Any](rows=np.zeros((1, 1)), seed=i) for i in range(4)]
+        return list(await asyncio.gather(*(batcher.submit("k", i, echo) for i in items)))
 
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        assert runner.run(scenario()) == [0, 1, 2]
-    assert calls == [3]
+    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    assert calls == [4]
 
 
 class _OneWorker:
