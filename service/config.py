@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.cpus import available_cpus
 
 __all__ = ["Settings", "get_settings"]
 
@@ -22,11 +23,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     processes: int = Field(
         1,
-        ge=1,
+        ge=0,
         le=64,
         description="Server processes sharing the port, each with its own models, queue and "
         "metrics (one Python process uses about one core); beyond 1 a supervisor process "
-        "restarts any that die.",
+        "restarts any that die. 0: one per available core on the CPU, one with CUDA.",
     )
     device: str = Field(
         "auto",
@@ -68,7 +69,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Worker threads per server process that run inference off the event loop "
-        "(0: the CPU cores shared out among the processes, at least one each).",
+        "(0: the cores the server may use, affinity and cgroup CPU limit, shared out among "
+        "the processes, at least one each).",
     )
     torch_threads: int = Field(
         1,
@@ -84,8 +86,10 @@ class Settings(BaseSettings):
     def workers(self) -> int:
         """Inference worker threads in effect in each server process."""
         # Measured on 2 cores, W2 (64-row predictions): one process ran best with 2 threads,
-        # two processes with 1 each (1.7x the throughput of 2 each).
-        return self.inference_threads or max(1, (os.cpu_count() or 1) // self.processes)
+        # two processes with 1 each (1.7x the throughput of 2 each). processes=0 resolves to
+        # one per core (service.supervisor.process_count), so one worker each.
+        cores = available_cpus()
+        return self.inference_threads or max(1, cores // (self.processes or cores))
 
     warmup_rounds: int = Field(
         2, ge=0, description="Warm-up passes per engine before the model counts as ready."

@@ -30,9 +30,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from service.config import Settings
+from service.cpus import available_cpus
 from service.observability import configure_logging
 
-__all__ = ["notify_reload", "supervise", "supervised"]
+__all__ = ["notify_reload", "process_count", "supervise", "supervised"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,22 @@ class _Supervisor:
         while time.monotonic() < deadline and not self.stopping:
             time.sleep(0.1)
         return None if self.stopping else self.start(slot.index)
+
+
+def process_count(settings: Settings) -> int:
+    """Server processes to run: the setting, or for 0 one per core this server may use.
+
+    With MC dropout on CUDA, 0 means one process: each would hold its own CUDA context and
+    copy of every model on the GPU, and their kernels would queue on the same device anyway.
+    """
+    if settings.processes:
+        return settings.processes
+    if settings.device != "cpu":
+        import torch  # already imported by the server; not needed for an explicit count
+
+        if torch.cuda.is_available():
+            return 1
+    return available_cpus()
 
 
 def supervise(settings: Settings) -> int:

@@ -30,7 +30,8 @@ def add_serve(subparsers: SubParsers) -> None:
         "--processes",
         type=int,
         default=None,
-        help="server processes sharing the port, supervised (1; DROPSERVE_PROCESSES)",
+        help="server processes sharing the port, supervised; 0: one per core "
+        "(1; DROPSERVE_PROCESSES)",
     )
     parser.add_argument("--models-dir", type=Path, default=None, help="bundle folder (models)")
     parser.add_argument(
@@ -88,14 +89,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"dropserve serve: error: invalid settings: {problems}", file=sys.stderr)
         return 2
     if args.ray:
-        if settings.processes > 1:
+        if settings.processes > 1:  # 0 (one per core) is what replicas do anyway
             print(
                 "dropserve serve: error: --ray runs one process per replica; use --replicas "
                 "instead of --processes/DROPSERVE_PROCESSES",
                 file=sys.stderr,
             )
             return 2
-        return _serve_on_ray(args, settings)
+        return _serve_on_ray(args, settings.model_copy(update={"processes": 1}))
     ray_only = {
         "--replicas": 1,
         "--replica-cpus": 1.0,
@@ -110,9 +111,10 @@ def _serve(args: argparse.Namespace) -> int:
             f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
         )
         return 2
-    if settings.processes > 1:
-        from service.supervisor import supervise
+    from service.supervisor import process_count, supervise
 
+    settings = settings.model_copy(update={"processes": process_count(settings)})
+    if settings.processes > 1:
         return supervise(settings)
     serve(settings)
     return 0

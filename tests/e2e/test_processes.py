@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.cpus import available_cpus
 from tests.e2e.conftest import (
     Server,
     live_processes,
@@ -205,3 +206,31 @@ def test_ctrl_c_reaching_every_process_lets_requests_finish(tmp_path: Path) -> N
         assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
     finally:
         stop_server(server)  # the process we started, whatever failed above
+
+
+def test_processes_0_runs_one_per_core_the_server_may_use(tmp_path: Path) -> None:
+    """DROPSERVE_PROCESSES=0 counts the cores this server may run on (its affinity, here pinned
+    to two, and any cgroup quota), not the host's."""
+    models = tmp_path / "models"
+    make_bundle(models, name="toyreg", seed=1)
+    env = {"DROPSERVE_PROCESSES": "0", "DROPSERVE_DEVICE": "cpu", "DROPSERVE_WARMUP_ROUNDS": "1"}
+    own = os.sched_getaffinity(0)
+    pinned = set(sorted(own)[:2])
+    expected = min(len(pinned), available_cpus())
+    os.sched_setaffinity(0, pinned)  # the server inherits it
+    try:
+        server = start_server(tmp_path / "log", env, models_dir=models)
+    finally:
+        os.sched_setaffinity(0, own)
+    try:
+        poll_until_ready(server)
+        spawned = workers(server.process.pid)
+        assert len(spawned) == (expected if expected > 1 else 0)
+        response = httpx.post(
+            f"{server.base_url}/v1/models/toyreg/predict", json={"instances": ROW}
+        )
+        assert response.status_code == 200
+    finally:
+        assert stop_server(server) == 0
+    if expected > 1:
+        assert f"dropserve: {expected} processes" in server.log()

@@ -16,11 +16,12 @@ from service.config import Settings
         (16, 3, 0, 5),
         (2, 4, 0, 1),  # at least one each
         (2, 2, 3, 3),  # an explicit count wins
+        (4, 0, 0, 1),  # processes=0 is one per core, so one thread each
     ],
 )
 def test_inference_threads_per_process(
     monkeypatch: pytest.MonkeyPatch, cores: int, processes: int, threads: int, expected: int
 ) -> None:
-    monkeypatch.setattr(config.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(config, "available_cpus", lambda: cores)
     settings = Settings(processes=processes, inference_threads=threads)
     assert settings.workers == expected
