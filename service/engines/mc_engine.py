@@ -49,6 +49,7 @@ class MCDropoutEngine:
         config = manifest.mlp_config()
         widths = [config.n_features, *config.hidden, config.n_outputs]
         self._widest = max(widths)
+        self._outputs = config.n_outputs
         self.largest_layer_macs = max(a * b for a, b in itertools.pairwise(widths))
         self._classification = config.task == "classification"
         scaler = manifest.standardizer()
@@ -149,23 +150,28 @@ class MCDropoutEngine:
         if not network.raw_units:
             x = ((x - self._x_mean) / self._x_std).to(dtype)
         step = self.chunk_passes(x.shape[0])
-        chunks = []
         with torch.inference_mode(), matmul_precision(self.device, precision):
             graphs = self._graph_cache(precision) if samples <= step else None
             replayed = None if graphs is None else graphs.run(x, samples, masks)
             if replayed is not None:
-                chunks.append(self._finish(replayed, network))
-            for start in range(0, samples if replayed is None else 0, step):
+                return self._finish(replayed, network).cpu()
+            # Each chunk writes into one output allocated up front. Kept as a list of chunk
+            # outputs to concatenate, every small long-lived output landed above the chunk's
+            # freed temporaries, and glibc's heap grew by a chunk's working set per chunk:
+            # T=100,000 on the large model peaked 197 MB above its start instead of 45.
+            draws = torch.empty(
+                (samples, x.shape[0], self._outputs), dtype=torch.float32, device=self.device
+            )
+            for start in range(0, samples, step):
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(
                         f"Monte-Carlo dropout stopped after {start} of {samples} passes: the "
                         "request timeout passed; ask for fewer samples or rows"
                     )
-                chunks.append(
-                    self._finish(mc_forward(network, x, min(step, samples - start), masks), network)
-                )
-            result = torch.cat(chunks, dim=0) if len(chunks) > 1 else chunks[0]
-        return result.cpu()
+                passes = min(step, samples - start)
+                out = mc_forward(network, x, passes, masks)
+                draws[start : start + passes] = self._finish(out, network)
+        return draws.cpu()
 
     def _finish(self, out: torch.Tensor, network: PreparedNetwork) -> torch.Tensor:
         """Raw network outputs -> probabilities, or regression outputs in original units."""

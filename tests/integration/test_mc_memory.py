@@ -1,0 +1,55 @@
+"""Peak memory of a long Monte-Carlo request stays bounded, whatever T.
+
+Measured in a fresh process (peak resident set, `ru_maxrss`) so that nothing else this test
+session allocated counts: the large benchmark network (64 -> 3 x 512 -> 10), one row,
+T=100,000 in 25 chunks of 4,096 passes, then its summaries.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.models import BENCH_MODELS, write_bundle
+
+# What the request may add to the process's peak: its chunk's working set (~19 MB), its draws
+# (T x outputs x 4 bytes, 4 MB) and the summaries' temporaries. Measured: 86 + 15 MB; before
+# the draws went into one preallocated tensor, 197 + 15 MB (glibc's heap grew a chunk per
+# chunk).
+BOUND_MB = 150
+
+_SCRIPT = """
+import resource, sys
+from pathlib import Path
+import numpy as np, torch
+from service.bundle import load_bundle
+from service.engines.mc_engine import MCDropoutEngine
+from service.summaries import summarise_requests
+
+torch.set_num_threads(1)
+engine = MCDropoutEngine(load_bundle(Path(sys.argv[1])), torch.device("cpu"), 2_097_152)
+engine.load()
+row = np.random.default_rng(0).normal(size=(1, 64))
+summarise_requests(engine.sample(row, 10, seed=1), [1], [0.95], None)  # warm
+resident = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+before = max(resident, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+draws = engine.sample(row, 100_000, seed=2)
+summarise_requests(draws, [1], [0.95], None)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(tuple(draws.shape), (after - before) / 2**20)
+"""
+
+
+def test_t_100000_on_the_large_network_stays_under_the_bound(tmp_path: Path) -> None:
+    write_bundle(tmp_path, BENCH_MODELS["large"])
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path / "large" / "1")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    shape, growth = done.stdout.strip().rsplit(" ", 1)
+    assert shape == "(100000, 1, 10)"
+    assert float(growth) < BOUND_MB, f"peak grew {float(growth):.0f} MB (bound {BOUND_MB} MB)"
