@@ -21,6 +21,12 @@ from service.errors import InvalidInputError
 
 __all__ = ["require_finite", "summarise_requests"]
 
+# Draws summarised at a time (passes x rows x outputs): the summaries work in float64 on copies
+# of their draws, several at once, so a block keeps each near 2 MB. Summarised whole, 1,000 rows
+# at T=2,000 (the default max_work) took 325 MB above the draws (10 classes), 260 MB (one
+# regression output); in blocks, 0 and 58-82 MB, and the regression ran 2x faster.
+_BLOCK_ELEMENTS = 262_144
+
 
 def require_finite(finite_rows: npt.ArrayLike) -> None:
     """Refuse outputs that overflowed: a 200 carrying nulls for them would be silently wrong."""
@@ -57,12 +63,7 @@ def summarise_requests(
         groups.setdefault(0.0 if tau is None else level, []).append(index)
     for level, members in groups.items():
         rows = torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in members])
-        picked = draws.index_select(1, rows)
-        summary: Any = (
-            summarise_classification(picked)
-            if tau is None
-            else summarise_regression(picked, tau, level)
-        )
+        summary = _summarise_rows(draws, rows, tau, level)
         offset = 0
         for index in members:
             start, stop = bounds[index], bounds[index + 1]
@@ -72,6 +73,33 @@ def summarise_requests(
             )
             offset += stop - start
     return results
+
+
+def _summarise_rows(
+    draws: torch.Tensor, rows: torch.Tensor, tau: torch.Tensor | None, level: float
+) -> Any:
+    """The summary of `rows` of `draws`, computed a block of rows at a time; a row's numbers
+    do not depend on the rows summarised beside it, so the blocks join into the same answer.
+    Each block's results are copied into tensors allocated once: kept per block, small
+    long-lived results between freed temporaries grew glibc's heap by 200+ MB."""
+    total = rows.numel()
+    step = max(1, _BLOCK_ELEMENTS // (draws.shape[0] * draws.shape[2]))
+    joined: dict[str, torch.Tensor] = {}
+    for start in range(0, total, step):
+        picked = draws.index_select(1, rows[start : start + step])
+        part = (
+            summarise_classification(picked)
+            if tau is None
+            else summarise_regression(picked, tau, level)
+        )
+        if step >= total:
+            return part
+        for field in fields(part):
+            value = getattr(part, field.name)
+            if field.name not in joined:
+                joined[field.name] = value.new_empty((total, *value.shape[1:]))
+            joined[field.name][start : start + value.shape[0]] = value
+    return type(part)(**joined)
 
 
 def _row_slice(summary: Any, start: int, stop: int) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from service import summaries
 from service.engines import summarise_classification, summarise_regression
 from service.errors import InvalidInputError
 from service.summaries import summarise_requests
@@ -46,3 +47,22 @@ def test_a_single_request_is_its_own_summary(sizes: list[int]) -> None:
     ((summary, own),) = summarise_requests(draws, sizes, [0.95], TAU)
     torch.testing.assert_close(summary.mean, draws.mean(dim=0))
     assert own is not None
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_rows_summarised_in_blocks_equal_the_whole(
+    monkeypatch: pytest.MonkeyPatch, task: str
+) -> None:
+    """Large requests are summarised a few rows at a time to bound memory; a row's numbers do
+    not depend on its neighbours, so the answer is the same to the bit."""
+    generator = torch.Generator().manual_seed(2)
+    draws = torch.randn(40, 7, 2, generator=generator)
+    if task == "classification":
+        draws = torch.softmax(draws, dim=-1)
+    tau = TAU if task == "regression" else None
+    whole = summarise_requests(draws, [5, 2], [0.9, 0.9], tau)
+    monkeypatch.setattr(summaries, "_BLOCK_ELEMENTS", 40 * 2 * 3)  # three rows a block
+    blocked = summarise_requests(draws, [5, 2], [0.9, 0.9], tau)
+    for (one, _), (other, _) in zip(whole, blocked, strict=True):
+        for name, value in vars(one).items():
+            assert torch.equal(getattr(other, name), value), name
