@@ -226,6 +226,12 @@ AUTO_VARIANTS = {
     "off, auto": {"DROPSERVE_BATCHING": "false", "DROPSERVE_PRECISION": "auto"},
     "on, auto": {"DROPSERVE_BATCHING": "true", "DROPSERVE_PRECISION": "auto"},
 }
+# And both with two processes (DROPSERVE_PROCESSES=2, one inference thread each): one process
+# leaves a quarter of the CPU idle here, its workers stalled on the GIL by the event loop's Python.
+PROCESS_VARIANTS = {
+    "off, 2 processes": {"DROPSERVE_BATCHING": "false", "DROPSERVE_PROCESSES": "2"},
+    "on, 2 processes": {"DROPSERVE_BATCHING": "true", "DROPSERVE_PROCESSES": "2"},
+}
 # Batches of this many one-row requests time the engine's ceiling (bench/capacity.py): about
 # what the batcher forms at concurrency 32 with two workers.
 CEILING_BATCH = 16
@@ -237,7 +243,9 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
     2 ms window, in the same run."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench batching needs wrk: apt-get install --no-install-recommends wrk")
-    variants = BATCHING_VARIANTS if quick else {**BATCHING_VARIANTS, **AUTO_VARIANTS}
+    variants = (
+        BATCHING_VARIANTS if quick else {**BATCHING_VARIANTS, **AUTO_VARIANTS, **PROCESS_VARIANTS}
+    )
     servers = {
         variant: (_dropserve_command(), {**DROPSERVE_ENV, **extra})
         for variant, extra in variants.items()
@@ -290,6 +298,16 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
             of(large, "off, auto"),
         )
         others["batching_auto_p99_on_vs_off"] = p99(large, "on, auto") / p99(large, "off, auto")
+        two = "2 processes"
+        pairs["batching_2processes_throughput_on_vs_off"] = (
+            of(large, f"on, {two}"),
+            of(large, f"off, {two}"),
+        )
+        # What the machine serves against the default server with batching off.
+        pairs["batching_on_2processes_vs_off_1process"] = (
+            of(large, f"on, {two}"),
+            of(large, "off"),
+        )
     ratios = _ratios(pairs, others)
     seconds, _, _ = _rounds(quick)
     return {
