@@ -11,8 +11,10 @@ models folder; and it restarts a worker that dies on its own, after a pause that
 workers keep dying young.
 
 Each worker keeps its own state: models, queue bound, metrics. `/metrics` on the main port
-answers for the worker that took the connection; with DROPSERVE_METRICS_PORT each worker also
-listens on METRICS_PORT + its index, so all can be scraped. `POST /admin/reload` reloads the
+answers for every worker, each series labelled with its index: the one that took the scrape
+collects the others' over Unix sockets in a private folder the supervisor makes
+(service.observability.process_metrics). With DROPSERVE_METRICS_PORT each worker listens on
+METRICS_PORT + its index instead. `POST /admin/reload` reloads the
 worker that took it and then asks the supervisor to have all workers rescan; loading or
 unloading a single model is refused (409), since only one worker would see it.
 """
@@ -22,18 +24,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 from service.config import Settings
 from service.cpus import available_cpus
 from service.observability import configure_logging
+from service.observability.process_metrics import ProcessPeers
 
-__all__ = ["notify_reload", "process_count", "supervise", "supervised"]
+__all__ = ["notify_reload", "process_count", "process_peers", "supervise", "supervised"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +47,20 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _YOUNG_S = 10.0  # a worker that dies sooner than this after starting counts as crash-looping
 _MAX_PAUSE_S = 30.0
 
-# In a worker: the supervisor's pid, set before the server starts.
+# In a worker: the supervisor's pid and the worker's place among its siblings, set before the
+# server starts.
 _supervisor_pid: int | None = None
+_peers: ProcessPeers | None = None
 
 
 def supervised() -> bool:
     """Whether this process is one worker of several."""
     return _supervisor_pid is not None
+
+
+def process_peers() -> ProcessPeers | None:
+    """In a worker, its index, the number of workers and their metrics sockets' folder."""
+    return _peers
 
 
 def notify_reload() -> None:
@@ -66,10 +79,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, supervisor: int) -> None:
+def _worker(settings: Settings, sock: socket.socket, supervisor: int, peers: ProcessPeers) -> None:
     """A worker process: the single-process server on the shared socket."""
-    global _supervisor_pid
-    _supervisor_pid = supervisor
+    global _supervisor_pid, _peers
+    _supervisor_pid, _peers = supervisor, peers
     from service.server import serve
 
     serve(settings, sockets=[sock])
@@ -83,9 +96,10 @@ class _Slot:
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+    def __init__(self, settings: Settings, sock: socket.socket, sockets_folder: Path) -> None:
         self.settings = settings
         self.sock = sock
+        self.sockets_folder = sockets_folder
         self.context = multiprocessing.get_context("spawn")
         self.slots: list[_Slot] = []
         self.stopping = False
@@ -97,7 +111,12 @@ class _Supervisor:
             settings = settings.model_copy(update={"metrics_port": settings.metrics_port + index})
         process = self.context.Process(
             target=_worker,
-            args=(settings, self.sock, os.getpid()),
+            args=(
+                settings,
+                self.sock,
+                os.getpid(),
+                ProcessPeers(index, settings.processes, self.sockets_folder),
+            ),
             name=f"dropserve-worker-{index}",
         )
         process.start()
@@ -173,7 +192,10 @@ def supervise(settings: Settings) -> int:
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]  # the one bound, when the setting was 0
     logger.info("dropserve: %d processes on http://%s:%d", settings.processes, settings.host, port)
+    # Private (0700): the workers' metrics sockets, read by whichever worker takes a scrape.
+    sockets_folder = Path(tempfile.mkdtemp(prefix="dropserve-metrics-"))
     try:
-        return _Supervisor(settings, sock).run()
+        return _Supervisor(settings, sock, sockets_folder).run()
     finally:
         sock.close()
+        shutil.rmtree(sockets_folder, ignore_errors=True)

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import __version__
+from service import __version__, supervisor
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
 from service.api.fast_path import InferenceFastPath
@@ -24,6 +24,7 @@ from service.api.v2 import router as open_inference_router
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
+from service.observability.process_metrics import serve_own_metrics
 from service.registry import ModelRegistry
 
 __all__ = ["create_app"]
@@ -54,16 +55,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = ModelRegistry(settings, on_reload=metrics.observe_reload)
         app.state.dataplane = DataPlane(registry, settings, observer=InferenceRecorder(metrics))
         metrics.attach(app.state.dataplane)
-        exporter = ExitStack()
+        exporter = AsyncExitStack()
         if settings.metrics_port:
             exporter.enter_context(serve_metrics(metrics, settings.host, settings.metrics_port))
+        elif app.state.peers is not None:  # /metrics here answers for every process
+            await exporter.enter_async_context(serve_own_metrics(app.state.peers, metrics.registry))
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
         loading.add_done_callback(_log_task_failure)
         hangup = _install_sighup_reload(registry)
         try:
             yield
         finally:
-            exporter.close()
+            await exporter.aclose()
             if hangup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if not loading.done():
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.peers = supervisor.process_peers()  # None in a single server process
     # Middleware runs outermost-last-added: the fast path, innermost, sees a body that passed the
     # size, type and key checks; CORS answers preflights before keys are checked,
     # and keys are checked before a body is read; the access middleware, outermost, sees (and

@@ -234,3 +234,46 @@ def test_processes_0_runs_one_per_core_the_server_may_use(tmp_path: Path) -> Non
         assert stop_server(server) == 0
     if expected > 1:
         assert f"dropserve: {expected} processes" in server.log()
+
+
+def test_metrics_on_the_main_port_answer_for_every_process(tmp_path: Path) -> None:
+    """Whichever process takes a scrape, it reports all of them, labelled by process: the
+    counters add up to every request sent, so none seems to reset between scrapes."""
+    models = tmp_path / "models"
+    make_bundle(models, name="toyreg", seed=1)
+    env = {"DROPSERVE_PROCESSES": "2", "DROPSERVE_DEVICE": "cpu", "DROPSERVE_WARMUP_ROUNDS": "1"}
+    server = start_server(tmp_path / "log", env, models_dir=models)
+    predict = 'dropserve_http_requests_total{endpoint="/v1/models/{name}/predict"'
+    try:
+        poll_until_ready(server)
+        wait_for(lambda: len(workers(server.process.pid)) == 2)
+        for _ in range(40):  # fresh connections: the kernel spreads them over both processes
+            answer = httpx.post(
+                f"{server.base_url}/v1/models/toyreg/predict", json={"instances": ROW}
+            )
+            assert answer.status_code == 200
+
+        def predictions(text: str) -> dict[str, float]:
+            counts: dict[str, float] = {}
+            for line in text.splitlines():
+                if line.startswith(predict):
+                    process = re.search(r'process="(\d)"', line)
+                    assert process is not None, line
+                    counts[process[1]] = counts.get(process[1], 0.0) + float(line.split()[-1])
+            return counts
+
+        def scrape() -> str:
+            return httpx.get(f"{server.base_url}/metrics", timeout=10).text
+
+        # A request is counted just after its answer leaves: wait for the last one.
+        wait_for(lambda: sum(predictions(scrape()).values()) == 40)
+        seen = set()
+        for _ in range(8):
+            text = scrape()
+            counts = predictions(text)
+            assert sum(counts.values()) == 40, counts
+            assert "dropserve_metrics_processes_missing 0.0" in text
+            seen |= set(re.findall(r'dropserve_model_loaded\{.*process="(\d)"', text))
+        assert seen == {"0", "1"}
+    finally:
+        assert stop_server(server) == 0

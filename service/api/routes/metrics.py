@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import MetricsDep
+from service.observability.process_metrics import ProcessPeers, collect_processes
 
 __all__ = ["router"]
 
@@ -14,6 +15,12 @@ router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
-    """Every dropserve metric in the Prometheus text format (no API key needed)."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(metrics: MetricsDep, request: Request) -> Response:
+    """Every dropserve metric in the Prometheus text format (no API key needed); with several
+    server processes, every process's, each series labelled `process`."""
+    peers: ProcessPeers | None = request.app.state.peers
+    if peers is None:
+        body = generate_latest(metrics.registry)
+    else:
+        body = await collect_processes(peers, metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
