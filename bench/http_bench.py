@@ -130,6 +130,20 @@ def _measure(
     return {(m.case.server, keys[m.case.body], m.case.concurrency): m for m in measured}
 
 
+# Where the load went: the server's cores in use (its process tree), the machine's idle share
+# (wrk takes some of the rest), and the number of windows.
+_CPU_COLUMNS = ("server cores", "idle %", "windows")
+
+
+def _cpu_cells(row: dict[str, Any]) -> list[object]:
+    cores, idle = row.get("server_cores"), row.get("machine_idle")
+    return [
+        "-" if cores is None else round(cores, 2),
+        "-" if idle is None else round(100 * idle),
+        len(row["windows"]),
+    ]
+
+
 # A window shorter than this many latencies undercounts by over half its rate: its ratios are
 # left out (the quick run's 1 s windows on slow cases) rather than printed misleading.
 _MIN_LATENCIES_FOR_A_RATIO = 2.0
@@ -175,7 +189,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         for (server, key, c), m in measured.items()
     ]
     print_table(
-        ["workload", "c", "server", "req/s", "p50 ms", "p99 ms", "errors", "windows"],
+        ["workload", "c", "server", "req/s", "p50 ms", "p99 ms", "errors", *_CPU_COLUMNS],
         [
             [
                 r["workload"],
@@ -185,7 +199,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 r["p50_ms"],
                 r["p99_ms"],
                 int(r["errors"]),
-                len(r["windows"]),
+                *_cpu_cells(r),
             ]
             for r in sorted(rows, key=lambda r: (r["workload"], r["c"], r["server"]))
         ],
@@ -259,7 +273,7 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
         for (variant, key, _), m in measured.items()
     ]
     print_table(
-        ["model", "batching", "req/s", "p50 ms", "p99 ms", "errors", "windows"],
+        ["model", "batching", "req/s", "p50 ms", "p99 ms", "errors", *_CPU_COLUMNS],
         [
             [
                 r["model"],
@@ -268,7 +282,7 @@ def run_batching(quick: bool = False) -> dict[str, Any]:
                 r["p50_ms"],
                 r["p99_ms"],
                 int(r["errors"]),
-                len(r["windows"]),
+                *_cpu_cells(r),
             ]
             for r in rows
         ],

@@ -23,6 +23,7 @@ distribution, and p50/p99 are read off their mixture weighted by requests.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import LUA, servers_running, wait_until_quiet, wrk
+from bench.load import LUA, cpu_sample, cpu_use, servers_running, wait_until_quiet, wrk
 
 __all__ = ["Case", "Measured", "interleaved", "median_ratio", "pooled_percentile"]
 
@@ -58,14 +59,22 @@ class Measured:
     latencies_per_window: float = float("inf")
 
     def summary(self) -> dict[str, float]:
-        """Req/s over all windows, p50 and p99 of the pooled latencies, total errors."""
+        """Req/s over all windows, p50 and p99 of the pooled latencies, total errors; and,
+        where the windows measured them, the server's cores in use and the machine's idle
+        share, averaged over time."""
         requests = sum(w["requests"] for w in self.windows)
-        return {
+        summary = {
             "rps": requests / sum(w["seconds"] for w in self.windows),
             "p50_ms": pooled_percentile(self.windows, 50),
             "p99_ms": pooled_percentile(self.windows, 99),
             "errors": sum(w["errors"] for w in self.windows),
         }
+        timed = [w for w in self.windows if "server_cores" in w]
+        if timed:
+            seconds = sum(w["seconds"] for w in timed)
+            for key in ("server_cores", "machine_idle"):
+                summary[key] = sum(w[key] * w["seconds"] for w in timed) / seconds
+        return summary
 
 
 def pooled_percentile(windows: Sequence[dict[str, Any]], percentile: float) -> float:
@@ -144,8 +153,11 @@ def interleaved(
                 for entry in entries[shift:] + entries[:shift]:
                     case = entry.case
                     url = running[case.server].url + case.path
+                    pid = running[case.server].pid
+                    before, started = cpu_sample(pid), time.monotonic()
                     window = wrk(url, case.body, script, case.concurrency, lengths[case])
-                    window["drain_s"] = wait_until_quiet(running[case.server].pid)
+                    window.update(cpu_use(before, cpu_sample(pid), time.monotonic() - started))
+                    window["drain_s"] = wait_until_quiet(pid)
                     entry.windows.append(window)
     return [entry for _, _, entries in plans for entry in entries]
 

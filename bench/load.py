@@ -24,7 +24,10 @@ __all__ = [
     "LUA",
     "QUANTILES",
     "REPO",
+    "CpuSample",
     "Running",
+    "cpu_sample",
+    "cpu_use",
     "free_port",
     "servers_running",
     "wait_until_quiet",
@@ -84,6 +87,34 @@ def _cpu_ticks(root: int) -> int:
         tree.update(children)
         frontier.extend(children)
     return sum(ticks[pid][1] for pid in tree if pid in ticks)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU clock ticks so far: of a process tree, and of the whole machine (idle and all)."""
+
+    process: int
+    idle: int
+    total: int
+
+
+def cpu_sample(pid: int) -> CpuSample:
+    """Ticks of process `pid` with its children, and the machine's from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user already)
+    return CpuSample(_cpu_ticks(pid), idle=fields[3] + fields[4], total=sum(fields))
+
+
+def cpu_use(before: CpuSample, after: CpuSample, seconds: float) -> dict[str, float]:
+    """Cores the process tree used on average over `seconds`, and the idle share of the
+    machine's cores: a server that leaves cores idle with its queue full waits on something
+    other than compute (in Python, the GIL)."""
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    machine = max(1, after.total - before.total)
+    return {
+        "server_cores": (after.process - before.process) / ticks_per_s / seconds,
+        "machine_idle": (after.idle - before.idle) / machine,
+    }
 
 
 def wait_until_quiet(pid: int) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bench.interleave import Case, Measured, median_ratio, pooled_percentile
-from bench.load import LUA, QUANTILES, wait_until_quiet, wrk
+from bench.load import LUA, QUANTILES, cpu_sample, cpu_use, wait_until_quiet, wrk
 
 # A parent that starts a child which spins for `SPIN` seconds, then both idle.
 SPIN = 1.0
@@ -40,6 +40,30 @@ def test_waits_until_the_process_and_its_children_are_idle() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc")
+def test_cpu_use_counts_a_spinning_child_as_one_core() -> None:
+    process = subprocess.Popen([sys.executable, "-c", BUSY_CHILD])
+    try:
+        time.sleep(0.2)  # the child is spinning by now
+        before, started = cpu_sample(process.pid), time.monotonic()
+        time.sleep(0.6)
+        use = cpu_use(before, cpu_sample(process.pid), time.monotonic() - started)
+    finally:
+        process.kill()
+        process.wait()
+    assert 0.6 < use["server_cores"] < 1.2  # one core, within the ticks' 10 ms rounding
+    assert 0.0 <= use["machine_idle"] <= 1.0
+
+
+def test_the_summary_averages_cpu_use_over_time() -> None:
+    short = {**window(100, seconds=1), "server_cores": 2.0, "machine_idle": 0.0}
+    long = {**window(100, seconds=3), "server_cores": 1.0, "machine_idle": 0.4}
+    summary = measured(short, long).summary()
+    assert summary["server_cores"] == pytest.approx(1.25)
+    assert summary["machine_idle"] == pytest.approx(0.3)
+    assert "server_cores" not in measured(window(100)).summary()  # not measured, not made up
 
 
 def window(
