@@ -10,7 +10,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.cpus import available_cpus
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["MAX_PROCESSES", "Settings", "get_settings"]
+
+MAX_PROCESSES = 64  # also the most DROPSERVE_PROCESSES=0 starts on a bigger machine
 
 
 class Settings(BaseSettings):
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
     processes: int = Field(
         1,
         ge=0,
-        le=64,
+        le=MAX_PROCESSES,
         description="Server processes sharing the port, each with its own models, queue and "
         "metrics (one Python process uses about one core); beyond 1 a supervisor process "
         "restarts any that die. 0: one per available core on the CPU, one with CUDA.",

@@ -34,7 +34,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from service.config import Settings
+from service.config import MAX_PROCESSES, Settings
 from service.cpus import available_cpus
 from service.observability import configure_logging
 from service.observability.process_metrics import ProcessPeers
@@ -183,7 +183,7 @@ def process_count(settings: Settings) -> int:
 
         if torch.cuda.is_available():
             return 1
-    return available_cpus()
+    return min(available_cpus(), MAX_PROCESSES)
 
 
 def supervise(settings: Settings) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from service import cpus, supervisor
-from service.config import Settings
+from service.config import MAX_PROCESSES, Settings
 from service.cpus import available_cpus, cgroup_cpu_limit
 
 
@@ -105,3 +105,8 @@ def test_processes_0_is_one_per_core_on_the_cpu(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     settings = Settings(processes=processes, device=device)
     assert supervisor.process_count(settings) == expected
+
+
+def test_processes_0_stops_at_the_settings_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor, "available_cpus", lambda: 192)
+    assert supervisor.process_count(Settings(processes=0, device="cpu")) == MAX_PROCESSES
