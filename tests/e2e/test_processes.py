@@ -201,7 +201,8 @@ def test_ctrl_c_reaching_every_process_lets_requests_finish(tmp_path: Path) -> N
             assert not answer.done()
             for pid in [*pids, server.process.pid]:
                 os.kill(pid, signal.SIGINT)
-            assert answer.result().status_code == 200
+            response = answer.result()
+            assert response.status_code == 200, (response.text, server.log())
         assert server.process.wait(timeout=60) == 0, server.log()
         assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
     finally:
