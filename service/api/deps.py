@@ -13,9 +13,10 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.observability import Metrics
+from service.observability.process_metrics import ProcessPeers
 from service.registry import ModelRegistry
 
-__all__ = ["DataPlaneDep", "MetricsDep", "RegistryDep", "SettingsDep"]
+__all__ = ["DataPlaneDep", "MetricsDep", "PeersDep", "RegistryDep", "SettingsDep"]
 
 
 def _state_dataplane(request: Request) -> DataPlane:
@@ -40,7 +41,14 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def _peers(request: Request) -> ProcessPeers | None:
+    peers: ProcessPeers | None = request.app.state.peers
+    return peers
+
+
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+# This process's siblings when several share the port; None in a single server process.
+PeersDep = Annotated[ProcessPeers | None, Depends(_peers)]
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.api.deps import MetricsDep
-from service.observability.process_metrics import ProcessPeers, collect_processes
+from service.api.deps import MetricsDep, PeersDep
+from service.observability.process_metrics import collect_processes
 
 __all__ = ["router"]
 
@@ -15,10 +15,9 @@ router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep, request: Request) -> Response:
+async def metrics(metrics: MetricsDep, peers: PeersDep) -> Response:
     """Every dropserve metric in the Prometheus text format (no API key needed); with several
     server processes, every process's, each series labelled `process`."""
-    peers: ProcessPeers | None = request.app.state.peers
     if peers is None:
         body = generate_latest(metrics.registry)
     else:
