@@ -34,11 +34,19 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._app = app
         self._drain_delay_s = drain_delay_s
+        self._interrupted = False  # a SIGINT came: a second one abandons requests in flight
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            # Only a repeated Ctrl-C forces the exit, whatever came between: a SIGTERM and a
+            # SIGINT reach a supervised worker in either order when Ctrl-C hits the whole
+            # process group (the supervisor relays it as SIGTERM), and both mean "drain".
+            if self._interrupted:
+                self.force_exit = True
+            self._interrupted = True
         dataplane = getattr(self._app.state, "dataplane", None)
         if dataplane is None or dataplane.draining:
-            self._stop(sig)  # not started yet, or a second signal: stop now
+            self.should_exit = True  # not started yet, or a second signal: stop now
             return
         dataplane.draining = True
         delay = self._drain_delay_s
@@ -50,17 +58,15 @@ class DrainingServer(uvicorn.Server):
         )
         if delay > 0:
             # Keep listening while load balancers see the 503; uvicorn polls should_exit.
-            timer = threading.Timer(delay, self._stop, args=(sig,))
+            timer = threading.Timer(delay, self._stop)
             timer.daemon = True
             timer.start()
         else:
-            self._stop(sig)
+            self._stop()
 
-    def _stop(self, sig: int) -> None:
+    def _stop(self) -> None:
         # Unlike uvicorn's own handler this does not re-raise the signal after shutdown: a
         # graceful stop exits 0, so orchestrators can tell it from a crash.
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
         self.should_exit = True
 
 
