@@ -19,7 +19,10 @@ def _server(
     dataplane = SimpleNamespace(draining=False, inflight=1)
     if started:
         app.state.dataplane = dataplane
-    return DrainingServer(uvicorn.Config(app), app, drain_delay_s), dataplane
+    # log_config=None, as serve() does: uvicorn would otherwise reconfigure logging for the
+    # whole test session.
+    config = uvicorn.Config(app, log_config=None)
+    return DrainingServer(config, app, drain_delay_s), dataplane
 
 
 @pytest.mark.parametrize(
