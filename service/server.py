@@ -46,7 +46,7 @@ class DrainingServer(uvicorn.Server):
             self._interrupted = True
         dataplane = getattr(self._app.state, "dataplane", None)
         if dataplane is None or dataplane.draining:
-            self.should_exit = True  # not started yet, or a second signal: stop now
+            self._stop()  # not started yet, or a second signal: stop now
             return
         dataplane.draining = True
         delay = self._drain_delay_s
