@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         """Inference worker threads in effect in each server process."""
         # Measured on 2 cores, W2 (64-row predictions): one process ran best with 2 threads,
         # two processes with 1 each (1.7x the throughput of 2 each). processes=0 resolves to
-        # one per core (service.supervisor.process_count), so one worker each.
+        # one per core (service.hosting.supervisor.process_count), so one worker each.
         cores = available_cpus()
         return self.inference_threads or max(1, cores // (self.processes or cores))
 

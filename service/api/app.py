@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import __version__, supervisor
+from service import __version__
 from service.api.body_limits import BodyLimitMiddleware
 from service.api.error_handlers import install_error_handlers
 from service.api.fast_path import InferenceFastPath
@@ -24,7 +24,7 @@ from service.api.v2 import router as open_inference_router
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
-from service.observability.process_metrics import serve_own_metrics
+from service.observability.process_metrics import ProcessPeers, serve_own_metrics
 from service.registry import ModelRegistry
 
 __all__ = ["create_app"]
@@ -42,9 +42,21 @@ Serve dropout-trained MLPs two ways:
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    peers: ProcessPeers | None = None,
+    on_reload: Callable[[], None] | None = None,
+) -> FastAPI:
     """Build the app. Models are loaded after the server starts listening, so liveness answers
-    at once and readiness turns 200 when every bundle is loaded and warmed."""
+    at once and readiness turns 200 when every bundle is loaded and warmed.
+
+    Args:
+        settings: the configuration; from the environment when omitted.
+        peers: this process's siblings when its host runs several on one port (None alone).
+        on_reload: called after `POST /admin/reload` reloaded this process, so the host can
+            have its other processes rescan too.
+    """
     settings = settings or Settings()
     metrics = Metrics()  # per app: apps built side by side (tests) never share counts
 
@@ -79,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = metrics
-    app.state.peers = supervisor.process_peers()  # None in a single server process
+    app.state.peers = peers
+    app.state.on_reload = on_reload
     # Middleware runs outermost-last-added: the fast path, innermost, sees a body that passed the
     # size, type and key checks; CORS answers preflights before keys are checked,
     # and keys are checked before a body is read; the access middleware, outermost, sees (and

@@ -6,6 +6,7 @@ thread hop per request that cost more than the whole ONNX prediction of a small 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,7 +17,14 @@ from service.observability import Metrics
 from service.observability.process_metrics import ProcessPeers
 from service.registry import ModelRegistry
 
-__all__ = ["DataPlaneDep", "MetricsDep", "PeersDep", "RegistryDep", "SettingsDep"]
+__all__ = [
+    "DataPlaneDep",
+    "MetricsDep",
+    "PeersDep",
+    "RegistryDep",
+    "ReloadRelayDep",
+    "SettingsDep",
+]
 
 
 def _state_dataplane(request: Request) -> DataPlane:
@@ -46,9 +54,16 @@ async def _peers(request: Request) -> ProcessPeers | None:
     return peers
 
 
+async def _reload_relay(request: Request) -> Callable[[], None] | None:
+    relay: Callable[[], None] | None = request.app.state.on_reload
+    return relay
+
+
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 # This process's siblings when several share the port; None in a single server process.
 PeersDep = Annotated[ProcessPeers | None, Depends(_peers)]
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+# What the host does after this process reloaded (tell its siblings); None in a single process.
+ReloadRelayDep = Annotated[Callable[[], None] | None, Depends(_reload_relay)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -71,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.config import get_settings
-    from service.server import serve
+    from service.hosting.server import serve
 
     try:
         settings = get_settings(
@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
         )
         return 2
-    from service.supervisor import process_count, supervise
+    from service.hosting.supervisor import process_count, supervise
 
     settings = settings.model_copy(update={"processes": process_count(settings)})
     if settings.processes > 1:
@@ -122,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from service import ray_serve
+        from service.hosting import ray_serve
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "ray":
             raise

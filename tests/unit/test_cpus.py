@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from service import cpus, supervisor
+from service import cpus
 from service.config import MAX_PROCESSES, Settings
 from service.cpus import available_cpus, cgroup_cpu_limit
+from service.hosting import supervisor
 
 
 def _write(path: Path, text: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from service.server import DrainingServer
+from service.hosting.server import DrainingServer
 
 
 def _server(

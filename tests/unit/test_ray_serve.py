@@ -1,4 +1,4 @@
-"""service.ray_serve without a cluster: replica settings, the replica header, the CLI's --ray."""
+"""Ray Serve hosting without a cluster: replica settings, the replica header, the CLI's --ray."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from service.cli import main
 @pytest.fixture
 def ray_serve(requires_ray: None) -> Any:
     """The module (skipped without ray, failed under DROPSERVE_REQUIRE_TOOLS=1, as in CI)."""
-    from service import ray_serve
+    from service.hosting import ray_serve
 
     return ray_serve
 
@@ -86,12 +86,12 @@ def test_replica_header_names_the_replica_and_leaves_one_request_id(ray_serve: A
 def test_cli_ray_without_ray_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import service
+    from service import hosting
 
-    # `import ray` now fails as if ray were not installed, and service.ray_serve is imported anew.
+    # `import ray` fails as if ray were not installed, and the Ray host module is imported anew.
     monkeypatch.setitem(sys.modules, "ray", None)
-    monkeypatch.delitem(sys.modules, "service.ray_serve", raising=False)
-    monkeypatch.delattr(service, "ray_serve", raising=False)
+    monkeypatch.delitem(sys.modules, "service.hosting.ray_serve", raising=False)
+    monkeypatch.delattr(hosting, "ray_serve", raising=False)
     assert main(["serve", "--ray", "--models-dir", "models"]) == 2
     assert "install dropserve[ray]" in capsys.readouterr().err
 

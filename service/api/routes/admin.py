@@ -9,8 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from service import supervisor
-from service.api.deps import RegistryDep
+from service.api.deps import PeersDep, RegistryDep, ReloadRelayDep
 from service.api.schemas import ErrorResponse
 from service.api.security import AdminDep
 from service.errors import ConflictError, ModelNotFoundError
@@ -22,8 +21,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _single_process_only(action: str) -> None:
-    if supervisor.supervised():
+def _single_process_only(action: str, peers: PeersDep) -> None:
+    if peers is not None:
         raise ConflictError(
             f"{action} one model is not available with several server processes "
             "(DROPSERVE_PROCESSES > 1): only the process that took this request would change; "
@@ -65,13 +64,14 @@ def _answer(report: ReloadReport) -> JSONResponse:
     response_model=ReloadResponse,
     responses={**_ERRORS, 422: {"model": ReloadResponse}},
 )
-async def reload(_: AdminDep, registry: RegistryDep) -> JSONResponse:
+async def reload(_: AdminDep, registry: RegistryDep, relay: ReloadRelayDep) -> JSONResponse:
     """Rescan the models folder: load new versions beside the old, then swap atomically.
 
     With several server processes this answers for the one that took the request; the others
     rescan too, right after (the supervisor relays the reload to all of them)."""
     answer = _answer(await anyio.to_thread.run_sync(registry.reload))
-    supervisor.notify_reload()
+    if relay is not None:
+        relay()
     return answer
 
 
@@ -80,9 +80,11 @@ async def reload(_: AdminDep, registry: RegistryDep) -> JSONResponse:
     response_model=ReloadResponse,
     responses={**_ERRORS, 422: {"model": ReloadResponse}},
 )
-async def load_model(name: str, _: AdminDep, registry: RegistryDep) -> JSONResponse:
+async def load_model(
+    name: str, _: AdminDep, registry: RegistryDep, peers: PeersDep
+) -> JSONResponse:
     """Load (or reload) every version of one model from the models folder."""
-    _single_process_only("loading")
+    _single_process_only("loading", peers)
     report = await anyio.to_thread.run_sync(lambda: registry.reload(only=name))
     if not (report.loaded or report.kept or report.failed):
         raise ModelNotFoundError(f"no bundle named '{name}' under the models folder")
@@ -90,8 +92,10 @@ async def load_model(name: str, _: AdminDep, registry: RegistryDep) -> JSONRespo
 
 
 @router.post("/models/{name}/unload", response_model=UnloadResponse, responses=_ERRORS)
-async def unload_model(name: str, _: AdminDep, registry: RegistryDep) -> UnloadResponse:
+async def unload_model(
+    name: str, _: AdminDep, registry: RegistryDep, peers: PeersDep
+) -> UnloadResponse:
     """Stop serving a model until it is loaded again (a full reload skips it)."""
-    _single_process_only("unloading")
+    _single_process_only("unloading", peers)
     versions = registry.unload(name)
     return UnloadResponse(status="unloaded", model=name, versions=versions)

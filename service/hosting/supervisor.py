@@ -39,34 +39,13 @@ from service.cpus import available_cpus
 from service.observability import configure_logging
 from service.observability.process_metrics import ProcessPeers
 
-__all__ = ["notify_reload", "process_count", "process_peers", "supervise", "supervised"]
+__all__ = ["process_count", "supervise"]
 
 logger = logging.getLogger(__name__)
 
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _YOUNG_S = 10.0  # a worker that dies sooner than this after starting counts as crash-looping
 _MAX_PAUSE_S = 30.0
-
-# In a worker: the supervisor's pid and the worker's place among its siblings, set before the
-# server starts.
-_supervisor_pid: int | None = None
-_peers: ProcessPeers | None = None
-
-
-def supervised() -> bool:
-    """Whether this process is one worker of several."""
-    return _supervisor_pid is not None
-
-
-def process_peers() -> ProcessPeers | None:
-    """In a worker, its index, the number of workers and their metrics sockets' folder."""
-    return _peers
-
-
-def notify_reload() -> None:
-    """Ask the supervisor to have every worker rescan the models folder (SIGHUP to each)."""
-    if _supervisor_pid is not None:
-        os.kill(_supervisor_pid, signal.SIGHUP)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -81,11 +60,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _worker(settings: Settings, sock: socket.socket, supervisor: int, peers: ProcessPeers) -> None:
     """A worker process: the single-process server on the shared socket."""
-    global _supervisor_pid, _peers
-    _supervisor_pid, _peers = supervisor, peers
-    from service.server import serve
+    from service.hosting.server import serve
 
-    serve(settings, sockets=[sock])
+    def relay_reload() -> None:
+        # SIGHUP to the supervisor, which forwards it to every worker (this one included).
+        os.kill(supervisor, signal.SIGHUP)
+
+    serve(settings, sockets=[sock], peers=peers, on_reload=relay_reload)
 
 
 @dataclass

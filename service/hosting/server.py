@@ -1,5 +1,5 @@
-"""Run the app under uvicorn: one process (see service.supervisor for several), models loaded in
-the background after bind.
+"""Run the app under uvicorn: one process (see service.hosting.supervisor for several), models
+loaded in the background after bind.
 
 Shutdown is graceful: on SIGTERM (or SIGINT) readiness turns 503 at once, so a load balancer
 stops sending traffic, requests in flight get `shutdown_grace_s` to finish, then the process
@@ -13,6 +13,7 @@ import math
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from service.api import create_app
 from service.config import Settings
 from service.observability import configure_logging
+from service.observability.process_metrics import ProcessPeers
 
 __all__ = ["DrainingServer", "configure_logging", "serve"]
 
@@ -70,11 +72,18 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+def serve(
+    settings: Settings,
+    sockets: list[socket.socket] | None = None,
+    *,
+    peers: ProcessPeers | None = None,
+    on_reload: Callable[[], None] | None = None,
+) -> None:
     """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT, on `sockets`
-    when given (a worker of service.supervisor) or on host:port."""
+    when given (a worker of service.hosting.supervisor, with its `peers` and reload relay) or
+    on host:port."""
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_app(settings, peers=peers, on_reload=on_reload)
     # uvicorn's records go through the same handler (log_config=None leaves logging to us);
     # its access log is off because the app writes its own access line per request.
     config = uvicorn.Config(
