@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from service.config import Settings
+from service.dataplane.registry import ModelRegistry
+from service.dataplane.summaries import summarise_requests
 from service.engines.precision import Precision
-from service.registry import ModelRegistry
-from service.summaries import summarise_requests
 
 __all__ = ["engine_capacity"]
 

@@ -22,10 +22,9 @@ from service.api.routes import metrics as metrics_route
 from service.api.security import ApiKeyMiddleware
 from service.api.v2 import router as open_inference_router
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, ModelRegistry
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
 from service.observability.process_metrics import ProcessPeers, serve_own_metrics
-from service.registry import ModelRegistry
 
 __all__ = ["create_app"]
 

@@ -12,10 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, ModelRegistry
 from service.observability import Metrics
 from service.observability.process_metrics import ProcessPeers
-from service.registry import ModelRegistry
 
 __all__ = [
     "DataPlaneDep",

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.body_limits import replaying
 from service.api.error_handlers import dropserve_error_response
 from service.api.responses import predict_response, uncertainty_response
-from service.dataplane import DataPlane
+from service.dataplane import DEFAULT_INTERVAL, MAX_SEED, DataPlane
 from service.errors import DropserveError
 
 __all__ = ["InferenceFastPath"]
@@ -39,7 +39,6 @@ _ROUTE = re.compile(
     r"/(?P<mode>predict|uncertainty)"
 )
 _UNCERTAINTY_FIELDS = frozenset({"instances", "samples", "seed", "interval", "return_samples"})
-_MAX_SEED = 2**63 - 1
 _HEADERS = [(b"content-type", b"application/json")]
 
 Handler = Callable[[DataPlane, str, int | None, dict[str, Any]], Awaitable[bytes]]
@@ -65,7 +64,7 @@ async def _uncertainty(
         body["instances"],
         samples=body.get("samples"),
         seed=body.get("seed"),
-        interval=body.get("interval", 0.95),
+        interval=body.get("interval", DEFAULT_INTERVAL),
         return_samples=body.get("return_samples", False),
     )
     return _dump(uncertainty_response(result), exclude_none=True)
@@ -92,7 +91,7 @@ def _plain_uncertainty(body: Any) -> bool:
     interval = body.get("interval", 0.5)
     return (
         (samples is None or (_is_int(samples) and samples >= 1))
-        and (seed is None or (_is_int(seed) and 0 <= seed <= _MAX_SEED))
+        and (seed is None or (_is_int(seed) and 0 <= seed <= MAX_SEED))
         and type(interval) is float  # no int lies strictly between 0 and 1
         and 0.0 < interval < 1.0
         and type(body.get("return_samples", False)) is bool

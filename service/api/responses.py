@@ -17,9 +17,7 @@ from service.api.schemas import (
     UncertaintyResponse,
 )
 from service.config import Settings
-from service.dataplane import Prediction, Uncertainty
-from service.engines import RegressionSummary
-from service.registry import LoadedModel
+from service.dataplane import LoadedModel, Prediction, RegressionStats, Uncertainty
 
 __all__ = ["model_detail", "predict_response", "uncertainty_response"]
 
@@ -49,9 +47,9 @@ def predict_response(result: Prediction) -> PredictResponse:
 def uncertainty_response(result: Uncertainty) -> UncertaintyResponse:
     manifest = result.model.manifest
     summary = result.summary
-    draws = None if result.draws is None else result.draws.transpose(0, 1).tolist()
+    draws = None if result.draws is None else result.draws.swapaxes(0, 1).tolist()
     predictions: list[RegressionUncertainty] | list[ClassUncertainty]
-    if isinstance(summary, RegressionSummary):
+    if isinstance(summary, RegressionStats):
         columns = zip(
             summary.mean.tolist(),
             summary.variance.tolist(),
@@ -138,5 +136,5 @@ def model_detail(model: LoadedModel, versions: list[int], settings: Settings) ->
             max_work=settings.max_work,
             max_return_samples=settings.max_return_samples,
         ),
-        device=str(model.mc.device),
+        device=model.device,
     )

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from service.dataplane.rules import DEFAULT_INTERVAL, MAX_SEED
+
 __all__ = [
     "ClassPrediction",
     "ClassUncertainty",
@@ -34,8 +36,8 @@ CONCRETE_OBJECT: dict[str, JsonValue] = {
     "age": 270.0,
 }
 
-# Rows are validated against the model's own feature list in service.inputs, which names the
-# row and feature at fault; the schema only documents the two accepted shapes.
+# Rows are validated against the model's own feature list in service.dataplane.inputs, which
+# names the row and feature at fault; the schema only documents the two accepted shapes.
 Instances = Annotated[
     list[Any],
     WithJsonSchema(
@@ -91,11 +93,13 @@ class UncertaintyRequest(_Body):
     seed: int | None = Field(
         None,
         ge=0,
-        le=2**63 - 1,
+        le=MAX_SEED,
         description="Same seed, device and settings, same answer; omitted, a random seed is "
         "used and echoed.",
     )
-    interval: float = Field(0.95, gt=0.0, lt=1.0, description="Central interval mass (regression).")
+    interval: float = Field(
+        DEFAULT_INTERVAL, gt=0.0, lt=1.0, description="Central interval mass (regression)."
+    )
     return_samples: bool = Field(False, description="Include the T pass outputs for each row.")
 
 

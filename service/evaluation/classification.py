@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.dataplane import LoadedModel
 from service.engines.stats import summarise_classification
 from service.evaluation.batches import row_batches
 from service.evaluation.metrics import (
@@ -22,7 +23,6 @@ from service.evaluation.metrics import (
     expected_calibration_error,
     log_loss,
 )
-from service.registry import LoadedModel
 
 __all__ = ["ClassificationRows", "classification_metrics", "score_classification"]
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from service.dataplane import LoadedModel
 from service.engines.stats import summarise_regression
 from service.evaluation.batches import row_batches
 from service.evaluation.metrics import (
@@ -24,7 +25,6 @@ from service.evaluation.metrics import (
     rmse,
     spearman,
 )
-from service.registry import LoadedModel
 
 __all__ = ["LEVELS", "RegressionRows", "regression_metrics", "score_regression"]
 

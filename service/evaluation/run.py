@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from service.bundle import load_bundle
+from service.dataplane import LoadedModel
 from service.engines import MCDropoutEngine, OnnxEngine
 from service.errors import DataError
 from service.evaluation.classification import (
@@ -21,7 +22,6 @@ from service.evaluation.classification import (
 )
 from service.evaluation.labelled import RowSelection, load_labelled
 from service.evaluation.regression import RegressionRows, regression_metrics, score_regression
-from service.registry import LoadedModel
 
 __all__ = ["EvaluationOptions", "EvaluationReport", "evaluate_model", "load_model"]
 

@@ -2,7 +2,7 @@
 
 Label values are bounded: `endpoint` is a route template (or "other"), `method` one of the
 standard methods (or "other"), `model`/`version` only ever name a loaded model (empty when the
-request never reached one), `outcome` one of `service.observer.Outcome`.
+request never reached one), `outcome` one of `service.dataplane.observer.Outcome`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, ReloadReport
+from service.dataplane.observer import InferenceEvent, Mode
 from service.observability.state import state_metrics
-from service.observer import InferenceEvent, Mode
-from service.registry import ReloadReport
 
 __all__ = ["Metrics", "serve_metrics"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from service.dataplane.observer import InferenceEvent, Mode
 from service.observability.context import current_request
 from service.observability.metrics import Metrics
-from service.observer import InferenceEvent, Mode
 
 __all__ = ["InferenceRecorder"]
 

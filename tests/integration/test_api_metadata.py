@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.config import Settings
-from service.registry import ModelRegistry
+from service.dataplane.registry import ModelRegistry
 from tests.integration.conftest import wait_ready
 
 

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane.plane import DataPlane
+from service.dataplane.registry import ModelRegistry
 from service.engines import OnnxEngine
 from service.errors import OverloadedError, RequestTimeoutError
-from service.registry import ModelRegistry
 from tests.integration.conftest import make_client
 
 ROW = {"instances": [[1.0, 2.0, 3.0]]}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.dataplane import DataPlane
+from service.dataplane.plane import DataPlane
 from service.observability import configure_logging
 from tests.integration.conftest import make_client
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np, torch
 from service.bundle import load_bundle
 from service.engines.mc_engine import MCDropoutEngine
-from service.summaries import summarise_requests
+from service.dataplane.summaries import summarise_requests
 
 torch.set_num_threads(1)
 engine = MCDropoutEngine(load_bundle(Path(sys.argv[1])), torch.device("cpu"), 2_097_152)
@@ -58,7 +58,7 @@ _SUMMARY_SCRIPT = """
 import resource
 from pathlib import Path
 import torch
-from service.summaries import summarise_requests
+from service.dataplane.summaries import summarise_requests
 
 draws = torch.softmax(torch.randn(2000, 1000, 10), dim=-1)  # 80 MB
 summarise_requests(draws[:, :2], [2], [0.95], None)  # warm

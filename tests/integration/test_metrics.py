@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane.observer import InferenceEvent, Mode
+from service.dataplane.plane import DataPlane
+from service.dataplane.registry import ModelRegistry
 from service.engines import MCDropoutEngine, OnnxEngine
 from service.errors import OverloadedError, RequestTimeoutError
-from service.observer import InferenceEvent, Mode
-from service.registry import ModelRegistry
 from tests.integration.conftest import make_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from service.dataplane.inputs import encode_instances
 from service.errors import InvalidInputError
-from service.inputs import encode_instances
 
 FEATURES = ["a", "b", "c"]
 ROWS = [[1.0, 2.0, 3.0], [4.0, 5.5, -6.0]]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service import summaries
+from service.dataplane import summaries
+from service.dataplane.summaries import summarise_requests
 from service.engines import summarise_classification, summarise_regression
 from service.errors import InvalidInputError
-from service.summaries import summarise_requests
 
 TAU = torch.tensor([4.0, 0.5], dtype=torch.float64)
 

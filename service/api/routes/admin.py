@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from service.api.deps import PeersDep, RegistryDep, ReloadRelayDep
 from service.api.schemas import ErrorResponse
 from service.api.security import AdminDep
+from service.dataplane import ReloadReport
 from service.errors import ConflictError, ModelNotFoundError
-from service.registry import ReloadReport
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 _ERRORS: dict[int | str, dict[str, Any]] = {

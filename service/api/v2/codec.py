@@ -21,8 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import JsonValue, ValidationError
 
 from service.api.v2.schemas import InferenceRequest, InferenceResponse, RequestInput, ResponseOutput
+from service.dataplane import Rows
 from service.errors import InvalidInputError, PayloadTooLargeError
-from service.inputs import Rows
 
 __all__ = [
     "HEADER_LENGTH",

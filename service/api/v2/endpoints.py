@@ -124,11 +124,13 @@ def _encoded(encoded: EncodedResponse) -> Response:
     responses=_ERRORS,
     openapi_extra=_INFER_BODY,
 )
-async def model_infer(name: str, request: Request, dataplane: DataPlaneDep) -> Response:
+async def model_infer(
+    name: str, request: Request, dataplane: DataPlaneDep, registry: RegistryDep
+) -> Response:
     """Deterministic prediction by default; `"parameters": {"mode": "uncertainty"}` for MC
     dropout. Inputs and outputs may travel as binary tensor data (Triton's extension)."""
     body = await request.body()
-    return _encoded(await infer(dataplane, name, None, body, request.headers))
+    return _encoded(await infer(dataplane, registry, name, None, body, request.headers))
 
 
 @router.post(
@@ -138,8 +140,8 @@ async def model_infer(name: str, request: Request, dataplane: DataPlaneDep) -> R
     openapi_extra=_INFER_BODY,
 )
 async def model_version_infer(
-    name: str, version: str, request: Request, dataplane: DataPlaneDep
+    name: str, version: str, request: Request, dataplane: DataPlaneDep, registry: RegistryDep
 ) -> Response:
     """Inference with a pinned model version."""
     body = await request.body()
-    return _encoded(await infer(dataplane, name, version, body, request.headers))
+    return _encoded(await infer(dataplane, registry, name, version, body, request.headers))

@@ -3,7 +3,7 @@
 Request `parameters` (all optional):
     mode                "predict" (default, deterministic ONNX) or "uncertainty" (MC dropout)
     samples, seed       stochastic passes T and the dropout-mask seed (uncertainty mode)
-    interval            central interval mass for `lower`/`upper`, default 0.95 (regression)
+    interval            central interval mass for `lower`/`upper` (regression; see InferParameters)
     binary_data_output  Triton's extension: every output as binary tensor data
 
 Response `parameters` echo `mode`, and in uncertainty mode `samples`, `seed` (drawn when not
@@ -35,9 +35,8 @@ from service.api.v2.outputs import (
 from service.api.v2.schemas import InferenceRequest, InferParameters
 from service.bundle import Manifest
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, ModelRegistry, Rows
 from service.errors import InvalidInputError
-from service.inputs import Rows
 
 __all__ = ["infer"]
 
@@ -91,7 +90,12 @@ def _binary_outputs(
 
 
 async def infer(
-    dataplane: DataPlane, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
+    dataplane: DataPlane,
+    registry: ModelRegistry,
+    name: str,
+    version: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
 ) -> EncodedResponse:
     """Run one inference request body (JSON header plus any binary tensor data).
 
@@ -104,7 +108,7 @@ async def infer(
         body, headers.get(HEADER_LENGTH), headers.get("content-encoding"), settings.max_body_bytes
     )
     request = decoded.request
-    model = find_model(dataplane.registry, name, version)
+    model = find_model(registry, name, version)
     manifest = model.manifest
     params = _parameters(request)
     rows = _features(request, decoded.binary, manifest)

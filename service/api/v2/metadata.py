@@ -5,8 +5,8 @@ from __future__ import annotations
 from service import __version__
 from service.api.v2.outputs import output_specs
 from service.api.v2.schemas import ModelMetadataResponse, ServerMetadataResponse, TensorMetadata
+from service.dataplane import LoadedModel, ModelRegistry
 from service.errors import ModelNotFoundError
-from service.registry import LoadedModel, ModelRegistry
 
 __all__ = ["EXTENSIONS", "PLATFORM", "find_model", "model_metadata", "server_metadata"]
 

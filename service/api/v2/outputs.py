@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from service.bundle import Manifest
-from service.dataplane import Prediction, Uncertainty
-from service.engines import RegressionSummary
+from service.dataplane import Prediction, RegressionStats, Uncertainty
 from service.errors import InvalidInputError
 
 __all__ = [
@@ -120,10 +119,10 @@ def _labels(manifest: Manifest, index: npt.NDArray[np.int64]) -> npt.NDArray[np.
     return np.asarray([classes[i] for i in index.tolist()], dtype=np.object_)
 
 
-def _fp32(tensor: torch.Tensor) -> npt.NDArray[np.float32]:
-    # MC summaries may live on a GPU and are float64; the protocol outputs are FP32.
+def _fp32(array: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    # MC summaries are float64; the protocol outputs are FP32.
     with np.errstate(over="ignore"):
-        values = tensor.detach().cpu().numpy().astype(np.float32)
+        values = array.astype(np.float32)
     if not np.isfinite(values).all():  # sent as JSON it would be a silent null
         raise InvalidInputError(
             "an output is beyond the FP32 range of the protocol's tensors: the feature values "
@@ -146,14 +145,14 @@ def uncertainty_tensors(result: Uncertainty) -> dict[str, npt.NDArray[np.generic
     """Monte-Carlo dropout outputs by name (`draws` only when the result carries them)."""
     summary = result.summary
     tensors: dict[str, npt.NDArray[np.generic]] = {}
-    if isinstance(summary, RegressionSummary):
+    if isinstance(summary, RegressionStats):
         for name in _REGRESSION_MC:
             tensors[name] = _fp32(getattr(summary, name))
     else:
         for name in _CLASS_MC_PER_CLASS + _CLASS_MC_PER_ROW:
             tensors[name] = _fp32(getattr(summary, name))
-        tensors["label"] = _labels(result.model.manifest, summary.label.cpu().numpy())
+        tensors["label"] = _labels(result.model.manifest, summary.label)
     if result.draws is not None:
         # (T, rows, outputs) -> (rows, T, outputs): the batch dimension comes first.
-        tensors[DRAWS] = _fp32(result.draws.transpose(0, 1))
+        tensors[DRAWS] = _fp32(result.draws.swapaxes(0, 1))
     return tensors

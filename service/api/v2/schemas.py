@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from service.dataplane.rules import DEFAULT_INTERVAL, MAX_SEED
+
 __all__ = [
     "InferParameters",
     "InferenceRequest",
@@ -51,13 +53,16 @@ class InferParameters(_Strict):
     seed: int | None = Field(
         None,
         ge=0,
-        le=2**63 - 1,
+        le=MAX_SEED,
         strict=True,
         description="Seed of the dropout masks (uncertainty mode); omitted, one is drawn and "
         "echoed in the response parameters.",
     )
     interval: float = Field(
-        0.95, gt=0.0, lt=1.0, description="Central interval mass for lower/upper (regression)."
+        DEFAULT_INTERVAL,
+        gt=0.0,
+        lt=1.0,
+        description="Central interval mass for lower/upper (regression).",
     )
     binary_data_output: bool = Field(
         False, strict=True, description="Return every output as binary tensor data."

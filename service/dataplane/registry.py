@@ -59,6 +59,11 @@ class LoadedModel:
     def version(self) -> int:
         return self.manifest.version
 
+    @property
+    def device(self) -> str:
+        """Where Monte-Carlo dropout runs, e.g. "cpu" or "cuda:0"."""
+        return str(self.mc.device)
+
     def warm_up(self, rounds: int, samples: int, precision: Setting = "fp32") -> None:
         """Run both engines a few times so the first request pays no lazy initialisation (on
         CUDA this captures the graph of a one-row request with the default T)."""

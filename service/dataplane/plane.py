@@ -3,7 +3,7 @@
 Both HTTP protocols (our JSON API and the Open Inference Protocol) call this. Inference of up
 to about a millisecond runs on the event loop; larger work runs on worker threads, bounded by a
 capacity limiter, so the event loop keeps answering health checks. Concurrent unseeded requests
-are batched (service.batching) and summarised together (service.summaries).
+are batched (service.dataplane.batching) and summarised together (service.dataplane.summaries).
 """
 
 from __future__ import annotations
@@ -19,42 +19,27 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from service.batching import BatchFn, BatchItem, MicroBatcher
 from service.config import Settings
-from service.engines import ClassificationSummary, RegressionSummary
+from service.dataplane.batching import BatchFn, BatchItem, MicroBatcher
+from service.dataplane.inputs import Rows, encode_instances
+from service.dataplane.observer import (
+    InferenceEvent,
+    InferenceObserver,
+    Mode,
+    NullObserver,
+    outcome_of,
+)
+from service.dataplane.registry import LoadedModel, ModelRegistry
+from service.dataplane.results import Prediction, Uncertainty, as_arrays
+from service.dataplane.rules import DEFAULT_INTERVAL
+from service.dataplane.summaries import require_finite, summarise_requests
 from service.engines.precision import Precision, resolve_precision
 from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from service.ids import new_seed
-from service.inputs import Rows, encode_instances
-from service.observer import InferenceEvent, InferenceObserver, Mode, NullObserver, outcome_of
-from service.registry import LoadedModel, ModelRegistry
-from service.summaries import require_finite, summarise_requests
 
-__all__ = ["DataPlane", "Prediction", "Uncertainty"]
+__all__ = ["DataPlane"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Deterministic output: regression values or class probabilities, shape (rows, outputs)."""
-
-    model: LoadedModel
-    values: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Uncertainty:
-    """MC-dropout summary plus the request parameters actually used (echoed to the client)."""
-
-    model: LoadedModel
-    summary: RegressionSummary | ClassificationSummary
-    samples: int
-    seed: int
-    interval: float
-    device: str
-    precision: Precision
-    draws: torch.Tensor | None  # (T, rows, outputs) when the client asked for the samples
 
 
 class DataPlane:
@@ -250,7 +235,7 @@ class DataPlane:
         *,
         samples: int | None = None,
         seed: int | None = None,
-        interval: float = 0.95,
+        interval: float = DEFAULT_INTERVAL,
         return_samples: bool = False,
     ) -> Uncertainty:
         """Monte-Carlo dropout: T stochastic passes in PyTorch, summarised per row.
@@ -290,13 +275,13 @@ class DataPlane:
         summary, draws = result
         return Uncertainty(
             model=model,
-            summary=summary,
+            summary=as_arrays(summary),
             samples=n_samples,
             seed=request.seed,
             interval=interval,
-            device=str(model.mc.device),
+            device=model.device,
             precision=precision,
-            draws=draws if return_samples else None,
+            draws=draws.numpy() if return_samples else None,
         )
 
     def _uncertainty_batch(
@@ -333,7 +318,7 @@ class _Request(BatchItem[Any]):
     """A request as the data plane batches it: rows, seed, its metrics event and parameters."""
 
     event: InferenceEvent = field(default_factory=lambda: InferenceEvent("", 0, "predict"))
-    interval: float = 0.95
+    interval: float = DEFAULT_INTERVAL
     submitted: float = field(default_factory=time.perf_counter)
 
 
