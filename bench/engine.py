@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.models import BENCH_MODELS, write_bundle
-from bench.report import print_ratios, print_table, save_results
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.harness.report import print_ratios, print_table, save_results
 from service.bundle import Bundle
 from service.engines import MCDropoutEngine, OnnxEngine
 from service.engines.precision import cpu_has_native_bf16

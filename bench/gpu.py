@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from bench.engine import CHUNK_ELEMENTS, median_ms
-from bench.models import BENCH_MODELS, write_bundle
-from bench.report import print_ratios, print_table, save_results
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.harness.report import print_ratios, print_table, save_results
 from service.bundle import Bundle
 from service.engines import MCDropoutEngine
 from service.engines.cuda_graphs import cuda_capture

@@ -2,15 +2,15 @@
 naive server, all measured in the same run on 127.0.0.1.
 
 `python -m bench http [--quick]`. Needs `wrk` (Debian package `wrk`). Workloads (bundles with
-random weights, see bench/models.py):
+random weights, see bench/harness/models.py):
   W1 predict, small model, 1 row          W2 predict, large model, 64 rows
   W3 uncertainty T=100, small, 1 row      W4 uncertainty T=100, large, 16 rows
 Each runs at concurrency 1 and 32 after a warm-up, against dropserve (one process, and two
 sharing the port: `--processes 2`), the FastAPI "hello" floor
 (bench/servers/hello.py: parses the same JSON, returns a constant) and the naive server
 (bench/servers/naive.py: torch eval / a Python loop of T passes). All servers run at once and
-each case is measured in windows interleaved with the other servers' (see bench/load.py); a
-ratio is the median of its per-round ratios.
+each case is measured in windows interleaved with the other servers'
+(see bench/harness/interleave.py); a ratio is the median of its per-round ratios.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from bench.capacity import engine_capacity
-from bench.interleave import Case, Measured, interleaved, median_ratio
-from bench.models import BENCH_MODELS, write_bundle
-from bench.report import print_ratios, print_table, save_results
+from bench.harness.interleave import Case, Measured, interleaved, median_ratio
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.harness.report import print_ratios, print_table, save_results
 
 __all__ = ["WORKLOADS", "main", "main_batching", "run", "run_batching"]
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import REPO, free_port
+from bench.harness.load import REPO, free_port
 from bench.soak_report import Stats, problems, report, summarise
 
 __all__ = ["main"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench import capacity
-from bench.models import BENCH_MODELS, write_bundle
+from bench.harness.models import BENCH_MODELS, write_bundle
 
 
 def test_the_ceiling_runs_whole_batches_of_seeded_one_row_requests(

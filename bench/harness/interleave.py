@@ -5,7 +5,7 @@ server for 10 s and then the next compares them under different neighbours. So e
 suite runs at once, idle but for the one under load, and each case is split into short windows
 that visit the servers in turn, round after round (the order rotated each round); a ratio is the
 median of its per-round ratios, taken from windows seconds apart. Before each window, the last
-server's backlog is waited out (bench.load.wait_until_quiet).
+server's backlog is waited out (bench.harness.load.wait_until_quiet).
 
 A window's count undercounts it by about one latency, as wrk's first requests complete only
 after one. So a group gets only as many rounds as keep its slowest case's windows ten latencies
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import LUA, cpu_sample, cpu_use, servers_running, wait_until_quiet, wrk
+from bench.harness.load import LUA, cpu_sample, cpu_use, servers_running, wait_until_quiet, wrk
 
 __all__ = ["Case", "Measured", "interleaved", "median_ratio", "pooled_percentile"]
 
