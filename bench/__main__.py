@@ -5,7 +5,7 @@ the HTTP floor and the naive server), `batching` (dynamic batching off vs on), `
 on CUDA: eager, CUDA graphs, fp32/tf32/bf16; says it skipped without a GPU). With no suite
 named, all run. Each prints a table and `RATIO <name> <value>` lines and merges its results
 into bench/results/<date>-<machine>.json.
-The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m bench.soak`) take minutes
+The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m tests.soak`) take minutes
 to hours and run on their own.
 """
 
