@@ -11,10 +11,10 @@ A window's count undercounts it by about one latency, as wrk's first requests co
 after one. So a group gets only as many rounds as keep its slowest case's windows ten latencies
 long, and in full runs a case whose one window would still be shorter gets a longer one (up to
 six times the case's time): the naive server at T=100 (~4 s latencies at concurrency 32) is
-measured over 40 s instead of 10 s, where it had been undercounted by ~40 %. Such a group runs
-one round, its cases back to back: their ratio compares windows up to about a minute apart.
-(Little's law on wrk's mean latency would avoid the bias, but on this machine wrk's mean
-latency times its request rate exceeded its connections.)
+measured over 40 s instead of 10 s, which would undercount it by ~40 %. Such a group runs one
+round, its cases back to back: their ratio compares windows up to about a minute apart.
+(Little's law on wrk's mean latency would avoid the bias, but wrk's mean latency times its
+request rate can exceed its connections.)
 
 Latency percentiles pool the windows: each window's percentiles define its latency
 distribution, and p50/p99 are read off their mixture weighted by requests.
