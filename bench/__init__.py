@@ -1,1 +1,2 @@
-"""Benchmarks, each a module run with `python -m bench.<name>` (e.g. `bench.uci`, the UCI one)."""
+"""Performance suites (`python -m bench`, in suites/, sharing harness/), the reference servers they
+measure against (servers/), and the UCI study (`python -m bench.uci`)."""

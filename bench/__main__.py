@@ -1,11 +1,11 @@
-"""`python -m bench [SUITE ...] [--quick]`: the performance suite behind `make bench`.
+"""`python -m bench [SUITE ...] [--quick] [--no-save]`: the performance suites behind `make bench`.
 
 Suites: `engine` (MC engine vs naive loop vs GEMM floor), `http` (a real server under wrk beside
 the HTTP floor and the naive server), `batching` (dynamic batching off vs on), `gpu` (the engine
 on CUDA: eager, CUDA graphs, fp32/tf32/bf16; says it skipped without a GPU). With no suite
 named, all run. Each prints a table and `RATIO <name> <value>` lines and merges its results
 into bench/results/<date>-<machine>.json.
-The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m bench.soak`) take minutes
+The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m tests.soak`) take minutes
 to hours and run on their own.
 """
 
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from bench import engine, gpu, http_bench
+from bench.suites import Options, Suite
+from bench.suites.batching import BatchingSuite
+from bench.suites.engine import EngineSuite
+from bench.suites.gpu import GpuSuite
+from bench.suites.http import HttpSuite
 
-SUITES: dict[str, Callable[[Sequence[str] | None], int]] = {
-    "engine": engine.main,
-    "http": http_bench.main,
-    "batching": http_bench.main_batching,
-    "gpu": gpu.main,
+SUITES: dict[str, Suite] = {
+    suite.name: suite for suite in (EngineSuite(), HttpSuite(), BatchingSuite(), GpuSuite())
 }
 
 
@@ -36,11 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in args.suites if name not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
-    flags = [flag for flag, on in (("--quick", args.quick), ("--no-save", args.no_save)) if on]
+    options = Options(quick=args.quick, save=not args.no_save)
     status = 0
     for name in args.suites or list(SUITES):
         print(f"== bench {name}", flush=True)
-        status |= SUITES[name](flags)
+        status |= SUITES[name].run(options)
     return status
 
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The GPU checks of one device session, as one prepared script: the CUDA-only tests (graphs,
-# tf32 switching, the CUDA MC path, v2 on CUDA, the GPU memory metric), then
-# `python -m bench gpu`, whose results land in $OUT when that is set (a machine whose files come
-# back from $OUT), else in bench/results/.
+# The GPU checks as one script: the CUDA-only tests (graphs, tf32 switching, the CUDA MC path,
+# v2 on CUDA, the GPU memory metric), then `python -m bench gpu`, whose results go to the output
+# folder given by the OUT variable when that is set, else to bench/results/.
 #
 # Usage: bash bench/gpu_check.sh    (PYTHON=... picks the interpreter: one with a CUDA build of
 # torch and dropserve installed with its dev extras beside it)

@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import MODELS_DIR, Server, dropserve_command, free_port, live_processes
+from bench.harness.load import free_port
+from tests.e2e.conftest import MODELS_DIR, Server, dropserve_command, live_processes
 
 # Cluster start, two replicas, the requests and the shutdown take ~25 s here; fail well before
 # the suite's default timeout if Ray hangs.

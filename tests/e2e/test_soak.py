@@ -1,5 +1,5 @@
-"""A short run of bench/soak.py: mixed load on a real server with hot reloads, no failed request,
-the new bundle version swapped in, and resident memory flat."""
+"""A short run of the soak test (tests/soak/): mixed load on a real server with hot reloads, no
+failed request, the new bundle version swapped in, and resident memory flat."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from tests.e2e.conftest import REPO_ROOT
 
 COMMAND = [
-    *("-m", "bench.soak"),
+    *("-m", "tests.soak"),
     *("--duration", "6", "--warmup", "1", "--concurrency", "16", "--reload-every", "2"),
     "--quick",
 ]

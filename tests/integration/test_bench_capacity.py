@@ -1,4 +1,4 @@
-"""bench/capacity.py: the engine ceiling of the batching suite runs the served batch work."""
+"""bench/suites/capacity.py: the engine ceiling of the batching suite runs the served batch work."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from bench import capacity
-from bench.models import BENCH_MODELS, write_bundle
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.suites import capacity
 
 
 def test_the_ceiling_runs_whole_batches_of_seeded_one_row_requests(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.models import BENCH_MODELS, write_bundle
+from bench.harness.models import BENCH_MODELS, write_bundle
 
 # What the request may add to the process's peak: its chunk's working set (20-40 MB), its
 # draws (T x outputs x 4 bytes, 4 MB) and the summaries' temporaries. Measured 80-100 MB; with

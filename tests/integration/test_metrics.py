@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import torch
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness.load import free_port
 from service.config import Settings
 from service.dataplane.observer import InferenceEvent, Mode
 from service.dataplane.plane import DataPlane
@@ -364,15 +364,8 @@ def test_apps_do_not_share_a_registry(toy_models_dir: Path, after_sequence: Scra
         assert after_sequence.series("dropserve_inference_requests_total")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_metrics_on_their_own_port(toy_models_dir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     for client in make_client(toy_models_dir, metrics_port=port):
         assert client.post("/v1/models/toycls/predict", json={"instances": [ROW]}).is_success
         assert client.get("/metrics").status_code == 404  # not on the main port

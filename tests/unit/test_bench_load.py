@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.interleave import Case, Measured, median_ratio, pooled_percentile
-from bench.load import LUA, QUANTILES, cpu_sample, cpu_use, wait_until_quiet, wrk
+from bench.harness.interleave import Case, Measured, median_ratio, pooled_percentile
+from bench.harness.load import LUA, QUANTILES, cpu_sample, cpu_use, wait_until_quiet, wrk
 
 # A parent that starts a child which spins for `SPIN` seconds, then both idle.
 SPIN = 1.0

@@ -1,6 +1,6 @@
 """Soak test: a real `dropserve serve` on 127.0.0.1 under mixed load, with hot reloads.
 
-`python -m bench.soak [--duration 60] [--concurrency 64] [--reload-every 10] [--quick]`
+`python -m tests.soak [--duration 60] [--concurrency 64] [--reload-every 10] [--quick]`
 
 The script copies the models folder into a temporary directory, starts its own server there
 with a random admin token, and drives it with an asyncio + httpx load generator: `concurrency`
@@ -36,11 +36,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import REPO, free_port
-from bench.soak_report import Stats, problems, report, summarise
+from bench.harness.load import free_port
+from tests.soak.report import Stats, problems, report, summarise
 
 __all__ = ["main"]
 
+REPO = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO / "bench" / "results"
 
 
@@ -255,7 +256,9 @@ async def drive(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="scored seconds of load")
     parser.add_argument("--warmup", type=float, default=None, help="unscored seconds first")
     parser.add_argument("--concurrency", type=int, default=64, help="clients in closed loop")
@@ -305,7 +308,3 @@ def main(argv: list[str] | None = None) -> int:
     for problem in found:
         print(f"soak: FAIL: {problem}", file=sys.stderr)
     return 1 if found else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

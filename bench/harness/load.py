@@ -1,6 +1,6 @@
 """Load for the HTTP suites: servers on 127.0.0.1, one wrk window, waiting out a backlog.
 
-bench/interleave.py arranges these windows into interleaved rounds.
+bench/harness/interleave.py arranges these windows into interleaved rounds.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = [
     "wrk",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Latency percentiles each window reports; windows are pooled through them (Measured.summary).
 QUANTILES = (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9)
 _LUA = """

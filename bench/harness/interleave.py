@@ -5,16 +5,16 @@ server for 10 s and then the next compares them under different neighbours. So e
 suite runs at once, idle but for the one under load, and each case is split into short windows
 that visit the servers in turn, round after round (the order rotated each round); a ratio is the
 median of its per-round ratios, taken from windows seconds apart. Before each window, the last
-server's backlog is waited out (bench.load.wait_until_quiet).
+server's backlog is waited out (bench.harness.load.wait_until_quiet).
 
 A window's count undercounts it by about one latency, as wrk's first requests complete only
 after one. So a group gets only as many rounds as keep its slowest case's windows ten latencies
 long, and in full runs a case whose one window would still be shorter gets a longer one (up to
 six times the case's time): the naive server at T=100 (~4 s latencies at concurrency 32) is
-measured over 40 s instead of 10 s, where it had been undercounted by ~40 %. Such a group runs
-one round, its cases back to back: their ratio compares windows up to about a minute apart.
-(Little's law on wrk's mean latency would avoid the bias, but on this machine wrk's mean
-latency times its request rate exceeded its connections.)
+measured over 40 s instead of 10 s, which would undercount it by ~40 %. Such a group runs one
+round, its cases back to back: their ratio compares windows up to about a minute apart.
+(Little's law on wrk's mean latency would avoid the bias, but wrk's mean latency times its
+request rate can exceed its connections.)
 
 Latency percentiles pool the windows: each window's percentiles define its latency
 distribution, and p50/p99 are read off their mixture weighted by requests.
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import LUA, cpu_sample, cpu_use, servers_running, wait_until_quiet, wrk
+from bench.harness.load import LUA, cpu_sample, cpu_use, servers_running, wait_until_quiet, wrk
 
 __all__ = ["Case", "Measured", "interleaved", "median_ratio", "pooled_percentile"]
 

@@ -12,10 +12,8 @@ Times include copying the answer back to the host, as serving does.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import tempfile
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,15 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.engine import CHUNK_ELEMENTS, median_ms
-from bench.models import BENCH_MODELS, write_bundle
-from bench.report import print_ratios, print_table, save_results
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.harness.report import print_ratios, print_table
+from bench.suites.base import Options, finish
+from bench.suites.engine import CHUNK_ELEMENTS, median_ms
 from service.bundle import Bundle
 from service.engines import MCDropoutEngine
 from service.engines.cuda_graphs import cuda_capture
 from service.engines.precision import Precision
 
-__all__ = ["main", "run"]
+__all__ = ["CASES", "GpuSuite", "measure"]
 
 # (model, rows, passes): small requests, where launches dominate, and large ones, where FLOPs do
 CASES = (("small", 1, 100), ("small", 32, 100), ("large", 1, 100), ("large", 64, 1000))
@@ -91,7 +90,7 @@ def _case(bundle: Bundle, rows: int, passes: int, budget_s: float) -> dict[str, 
     return result
 
 
-def run(quick: bool = False) -> dict[str, Any] | None:
+def measure(quick: bool = False) -> dict[str, Any] | None:
     """Run the GPU benchmark and print it; None when there is no CUDA device."""
     if not torch.cuda.is_available():
         print("bench gpu: skipped, torch sees no CUDA device")
@@ -157,16 +156,10 @@ def run(quick: bool = False) -> dict[str, Any] | None:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench gpu", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="shorter timings")
-    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    if results is not None and not args.no_save:
-        print(f"results: {save_results('gpu', results)}")
-    return 0
+class GpuSuite:
+    """`python -m bench gpu`: see the module's notes; without CUDA it says so and succeeds."""
 
+    name = "gpu"
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    def run(self, options: Options) -> int:
+        return finish(self.name, measure(quick=options.quick), options)

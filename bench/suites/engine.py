@@ -16,25 +16,25 @@ see the README's performance notes).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench.models import BENCH_MODELS, write_bundle
-from bench.report import print_ratios, print_table, save_results
+from bench.harness.models import BENCH_MODELS, write_bundle
+from bench.harness.report import print_ratios, print_table
+from bench.suites.base import Options, finish
 from service.bundle import Bundle
 from service.engines import MCDropoutEngine, OnnxEngine
 from service.engines.precision import cpu_has_native_bf16
 
-__all__ = ["main", "run"]
+__all__ = ["CHUNK_ELEMENTS", "EngineSuite", "measure", "median_ms"]
 
 CHUNK_ELEMENTS = 2_097_152  # the served default (DROPSERVE_MC_CHUNK_ELEMENTS)
 
@@ -112,7 +112,7 @@ def _deterministic_case(bundle: Bundle, rows: int, budget_s: float) -> dict[str,
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def measure(quick: bool = False) -> dict[str, Any]:
     """Run the engine benchmark, print its table and RATIO lines, return the results."""
     torch.set_num_threads(1)
     budget = 0.15 if quick else 1.0
@@ -221,16 +221,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench engine", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timings")
-    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    if not args.no_save:
-        print(f"results: {save_results('engine', results)}")
-    return 0
+class EngineSuite:
+    """`python -m bench engine`: see the module's notes."""
 
+    name = "engine"
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    def run(self, options: Options) -> int:
+        return finish(self.name, measure(quick=options.quick), options)

@@ -22,9 +22,9 @@ __all__ = [
     "save_results",
 ]
 
-# BENCH_RESULTS_DIR redirects the results, e.g. to a device machine's $OUT (bench/gpu_check.sh).
+# BENCH_RESULTS_DIR redirects the results, e.g. to the output folder bench/gpu_check.sh is given.
 RESULTS_DIR = Path(
-    os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results"
+    os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parents[1] / "results"
 )
 
 
