@@ -9,18 +9,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api.body_limits import BodyLimitMiddleware
-from service.api.error_handlers import install_error_handlers
-from service.api.fast_path import InferenceFastPath
-from service.api.routes import admin, health, inference, models, ui
+from service.api import v1, v2
+from service.api.errors import install_error_handlers
+from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from service.api.routes import admin, health, ui
 from service.api.routes import metrics as metrics_route
-from service.api.security import ApiKeyMiddleware
-from service.api.v2 import router as open_inference_router
 from service.config import Settings
 from service.dataplane import DataPlane, ModelRegistry
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
@@ -61,8 +58,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
         registry = ModelRegistry(settings, on_reload=metrics.observe_reload)
         app.state.dataplane = DataPlane(registry, settings, observer=InferenceRecorder(metrics))
         metrics.attach(app.state.dataplane)
@@ -97,7 +92,7 @@ def create_app(
     # and keys are checked before a body is read; the access middleware, outermost, sees (and
     # gives a request id to) every answer, the refusals of the others included.
     if settings.fast_path:
-        app.add_middleware(InferenceFastPath)
+        app.add_middleware(v1.InferenceFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
@@ -111,9 +106,8 @@ def create_app(
         )
     app.add_middleware(AccessMiddleware, metrics=metrics, routes=app)
     install_error_handlers(app)
-    for router in (health.router, models.router, inference.router, admin.router):
+    for router in (health.router, v1.router, admin.router, v2.router):
         app.include_router(router)
-    app.include_router(open_inference_router)
     if not settings.metrics_port:
         app.include_router(metrics_route.router)
     if settings.ui:

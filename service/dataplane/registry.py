@@ -106,6 +106,8 @@ class ModelRegistry:
 
     def __post_init__(self) -> None:
         self.device = resolve_torch_device(self.settings.device)
+        if self.settings.torch_threads:  # process-wide: the engines' forwards run on these
+            torch.set_num_threads(self.settings.torch_threads)
 
     @property
     def ready(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import fast_path
+from service.api.v1 import fast_path
 from tests.integration.conftest import make_client
 
 LIMITS: dict[str, Any] = {

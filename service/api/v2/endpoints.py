@@ -2,7 +2,7 @@
 
 Every non-200 answer is `{"error": "..."}`: 400 for a bad request (never 422, which OIP clients
 do not expect), 404 for an unknown model or version, 503 while models load. The mapping is done
-in `service.api.error_handlers`, like every other error.
+in `service.api.errors`, like every other error.
 """
 
 from __future__ import annotations

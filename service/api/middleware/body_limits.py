@@ -9,7 +9,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.error_handlers import error_content
+from service.api.errors import error_content
 
 __all__ = ["BodyLimitMiddleware", "replaying"]
 

@@ -1,4 +1,7 @@
-"""Inference routes: deterministic prediction (ONNX) and MC-dropout uncertainty (PyTorch)."""
+"""Inference routes: deterministic prediction (ONNX) and MC-dropout uncertainty (PyTorch).
+
+They answer what the fast path (service.api.v1.fast_path) passes on: bodies that need coercion
+or fail validation, and every request when DROPSERVE_FAST_PATH is off."""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from fastapi import APIRouter
 
 from service.api.deps import DataPlaneDep
 from service.api.fast_json import JSONRoute
-from service.api.responses import predict_response, uncertainty_response
-from service.api.schemas import (
-    ErrorResponse,
+from service.api.schemas import ErrorResponse
+from service.api.v1.responses import predict_response, uncertainty_response
+from service.api.v1.schemas import (
     PredictRequest,
     PredictResponse,
     UncertaintyRequest,

@@ -24,9 +24,9 @@ import orjson
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.body_limits import replaying
-from service.api.error_handlers import dropserve_error_response
-from service.api.responses import predict_response, uncertainty_response
+from service.api.errors import dropserve_error_response
+from service.api.middleware.body_limits import replaying
+from service.api.v1.responses import predict_response, uncertainty_response
 from service.dataplane import DEFAULT_INTERVAL, MAX_SEED, DataPlane
 from service.errors import DropserveError
 

@@ -7,7 +7,7 @@ request cost more than the prediction of a small model.
 
 from __future__ import annotations
 
-from service.api.schemas import (
+from service.api.v1.schemas import (
     ClassPrediction,
     ClassUncertainty,
     Limits,

@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from service.api.deps import RegistryDep, SettingsDep
 from service.api.fast_json import JSONRoute
-from service.api.responses import model_detail
-from service.api.schemas import ErrorResponse, ModelDetail, ModelList, ModelSummary
+from service.api.schemas import ErrorResponse
+from service.api.v1.responses import model_detail
+from service.api.v1.schemas import ModelDetail, ModelList, ModelSummary
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=JSONRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
