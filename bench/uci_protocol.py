@@ -32,8 +32,8 @@ from bench.uci_stacked import (
     prior_decay,
     train_stacked,
 )
-from service.evaluation.metrics import mixture_log_likelihood, rmse
 from service.model import DropoutMLP, MLPConfig, Standardizer
+from service.scoring import mixture_log_likelihood, rmse
 
 __all__ = ["ProtocolResult", "ProtocolSettings", "SplitResult", "run_splits"]
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from service.dataplane import LoadedModel
 from service.engines.stats import summarise_classification
 from service.evaluation.batches import row_batches
-from service.evaluation.metrics import (
+from service.scoring import (
     auroc,
     brier_score,
     expected_calibration_error,

@@ -18,9 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from service.evaluation.classification import ClassificationRows
-from service.evaluation.metrics import central_coverage, expected_calibration_error, reliability
 from service.evaluation.regression import LEVELS, RegressionRows
 from service.evaluation.run import EvaluationReport
+from service.scoring import central_coverage, expected_calibration_error, reliability
 
 __all__ = ["write_plots"]
 

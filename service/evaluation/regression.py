@@ -17,7 +17,7 @@ import torch
 from service.dataplane import LoadedModel
 from service.engines.stats import summarise_regression
 from service.evaluation.batches import row_batches
-from service.evaluation.metrics import (
+from service.scoring import (
     interval_coverage,
     mixture_cdf,
     mixture_log_likelihood,

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import torch
 
 from service.engines.stats import mixture_interval
-from service.evaluation.metrics import expected_calibration_error, interval_coverage
+from service.scoring import expected_calibration_error, interval_coverage
 
 __all__ = ["COVERAGE_LEVELS", "classification_calibration", "regression_calibration"]
 

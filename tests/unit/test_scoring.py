@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from service.engines.stats import mixture_interval
-from service.evaluation import (
+from service.scoring import (
     auroc,
     brier_score,
     central_coverage,

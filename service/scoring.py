@@ -1,7 +1,8 @@
 """Scores of predictions against labels, one function per metric.
 
-This module depends on nothing else in dropserve, so that training (the validation calibration in
-the manifest), `dropserve evaluate` and the UCI benchmark all score with the same code.
+A leaf: it depends on nothing else in dropserve, so that training (the validation calibration in
+the manifest), `dropserve evaluate` and the UCI benchmark all score with the same code, and
+neither training nor evaluation has to import the other for it.
 
 Conventions: regression arrays are (rows,) for one output and the MC passes (T, rows), in the
 target's original units; classification takes probabilities (rows, classes) and integer labels
