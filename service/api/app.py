@@ -19,7 +19,7 @@ from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from service.api.routes import admin, health, ui
 from service.api.routes import metrics as metrics_route
 from service.config import Settings
-from service.dataplane import DataPlane, ModelRegistry
+from service.dataplane import DataPlane, EngineFactory, ModelRegistry
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
 from service.observability.process_metrics import ProcessPeers, serve_own_metrics
 
@@ -43,6 +43,7 @@ def create_app(
     *,
     peers: ProcessPeers | None = None,
     on_reload: Callable[[], None] | None = None,
+    engines: EngineFactory | None = None,
 ) -> FastAPI:
     """Build the app. Models are loaded after the server starts listening, so liveness answers
     at once and readiness turns 200 when every bundle is loaded and warmed.
@@ -52,6 +53,8 @@ def create_app(
         peers: this process's siblings when its host runs several on one port (None alone).
         on_reload: called after `POST /admin/reload` reloaded this process, so the host can
             have its other processes rescan too.
+        engines: builds the engines of each model version; the ONNX and PyTorch ones when
+            omitted (tests of the HTTP edge pass fake ones).
     """
     settings = settings or Settings()
     metrics = Metrics()  # per app: apps built side by side (tests) never share counts
@@ -59,6 +62,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(settings, on_reload=metrics.observe_reload)
+        if engines is not None:
+            registry.engines = engines
         app.state.dataplane = DataPlane(registry, settings, observer=InferenceRecorder(metrics))
         metrics.attach(app.state.dataplane)
         exporter = AsyncExitStack()

@@ -4,7 +4,7 @@ exports: NumPy arrays and plain dataclasses, never an engine or a tensor."""
 
 from service.dataplane.inputs import Rows
 from service.dataplane.plane import DataPlane
-from service.dataplane.registry import LoadedModel, ModelRegistry, ReloadReport
+from service.dataplane.registry import EngineFactory, LoadedModel, ModelRegistry, ReloadReport
 from service.dataplane.results import (
     ClassificationStats,
     Prediction,
@@ -18,6 +18,7 @@ __all__ = [
     "MAX_SEED",
     "ClassificationStats",
     "DataPlane",
+    "EngineFactory",
     "LoadedModel",
     "ModelRegistry",
     "Prediction",

@@ -20,12 +20,11 @@ import torch
 from service.bundle import Bundle, Manifest, discover, load_bundle, verify_bundle
 from service.config import Settings
 from service.device import resolve_torch_device
-from service.engines import MCDropoutEngine, OnnxEngine
-from service.engines.cuda_graphs import cuda_capture
+from service.engines import DeterministicEngine, EngineFactory, StochasticEngine, build_engines
 from service.engines.precision import Setting, resolve_precision
 from service.errors import DropserveError, ModelNotFoundError, NotReadyError
 
-__all__ = ["LoadedModel", "ModelRegistry", "ReloadReport"]
+__all__ = ["EngineFactory", "LoadedModel", "ModelRegistry", "ReloadReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class LoadedModel:
     """One model version, verified and warmed: the manifest plus both inference engines."""
 
     bundle: Bundle
-    deterministic: OnnxEngine
-    mc: MCDropoutEngine
+    deterministic: DeterministicEngine
+    mc: StochasticEngine
 
     @property
     def manifest(self) -> Manifest:
@@ -92,11 +91,13 @@ class ReloadReport:
 class ModelRegistry:
     """Discovers, verifies, loads and warms every bundle; answers lookups by name and version.
 
-    `on_reload`, when given, receives the report of every (re)load (for metrics).
+    `on_reload`, when given, receives the report of every (re)load (for metrics); `engines`
+    builds the engines of each version (tests pass service.engines.fake's).
     """
 
     settings: Settings
     on_reload: Callable[[ReloadReport], None] | None = None
+    engines: EngineFactory = build_engines
     device: torch.device = field(init=False)
     _models: Table = field(default_factory=dict, init=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False)
@@ -211,11 +212,7 @@ class ModelRegistry:
     def _load_one(self, path: Path) -> LoadedModel:
         settings = self.settings
         bundle = load_bundle(path)
-        deterministic = OnnxEngine(bundle, self.device, settings.onnx_threads)
-        deterministic.load()
-        capture = cuda_capture if self.device.type == "cuda" and settings.cuda_graphs else None
-        mc = MCDropoutEngine(bundle, self.device, settings.mc_chunk_elements, graph_capture=capture)
-        mc.load()
+        deterministic, mc = self.engines(bundle, self.device, settings)
         loaded = LoadedModel(bundle, deterministic, mc)
         loaded.warm_up(settings.warmup_rounds, settings.default_samples, settings.precision)
         return loaded
