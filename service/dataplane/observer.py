@@ -2,8 +2,9 @@
 
 The data plane calls an `InferenceObserver` once per inference request (`on_inference`, with the
 time spent waiting for a worker and computing) and once per batch a worker executes
-(`on_batch`). Today every request is its own batch; a dynamic batcher reports the combined
-batches it runs through the same `on_batch`. Implementations live in `service.observability`.
+(`on_batch`): a request that ran alone is a batch of one, and the dynamic batcher
+(service.dataplane.batching) reports each batch it combined the same way. Implementations
+live in `service.observability`.
 """
 
 from __future__ import annotations

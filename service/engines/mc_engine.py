@@ -156,9 +156,10 @@ class MCDropoutEngine:
             if replayed is not None:
                 return self._finish(replayed, network).cpu()
             # Each chunk writes into one output allocated up front. Kept as a list of chunk
-            # outputs to concatenate, every small long-lived output landed above the chunk's
-            # freed temporaries, and glibc's heap grew by a chunk's working set per chunk:
-            # T=100,000 on the large model peaked 204-236 MB above its start, now 80-100.
+            # outputs to concatenate, every small long-lived output would land above the
+            # chunk's freed temporaries and glibc's heap would grow by a chunk's working set
+            # per chunk: T=100,000 on the large model peaked 204-236 MB above its start that
+            # way, 80-100 MB this way (tests/integration/test_mc_memory.py holds the bound).
             draws = torch.empty(
                 (samples, x.shape[0], self._outputs), dtype=torch.float32, device=self.device
             )

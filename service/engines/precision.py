@@ -1,11 +1,10 @@
 """Arithmetic precision of the MC forward: fp32, tf32 or bf16, or `auto` per request.
 
-What lower precision costs, measured on an H200 with the same masks (the brief of issue #5):
-tf32 moved the MC mean by ~0.003 predictive standard deviations, bf16 by 0.03-0.05 (and the
-variance by 1-2 %), while running 2.5-4.7x and 5-9x faster than fp32 on large work. The Monte-Carlo
-estimate itself is uncertain by its standard error, std / sqrt(T). `auto` takes the fastest
-precision whose error stays below half of that standard error, so the choice can never be what
-limits an answer's accuracy.
+Lower precision moves the MC mean by a fraction of a predictive standard deviation (tf32 less
+than bf16), while the Monte-Carlo estimate itself is uncertain by its standard error,
+std / sqrt(T). `auto` takes the fastest precision whose error bound (below) stays under half of
+that standard error, so the choice can never be what limits an answer's accuracy. The bounds
+are assumptions until measured on a GPU (`bench/gpu_check.sh`).
 
 tf32 only exists on NVIDIA GPUs: elsewhere it runs (and is reported) as fp32. On a CPU, `auto`
 takes bf16 under the same rule only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX)
@@ -39,7 +38,8 @@ __all__ = [
 Setting = Literal["fp32", "tf32", "bf16", "auto"]
 Precision = Literal["fp32", "tf32", "bf16"]
 
-# Worst measured shift of the MC mean, in predictive standard deviations.
+# Assumed worst shift of the MC mean, in predictive standard deviations (bf16 keeps 7 bits of
+# mantissa, tf32 10); `python -m bench gpu` measures the real shift on a GPU.
 ERROR_IN_STD: dict[Precision, float] = {"bf16": 0.05, "tf32": 0.003, "fp32": 0.0}
 _SAFETY = 0.5  # the precision error must stay under this share of the MC standard error
 # The smallest layer (in multiply-adds per row) for which bf16 beat fp32 on a CPU.

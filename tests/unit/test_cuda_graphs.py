@@ -2,7 +2,7 @@
 
 What a real graph adds (fixed addresses, one launch) cannot be tested without a GPU; the last
 test does that where CUDA exists. Everything around it is tested here: rows padded to a bucket,
-masks drawn by the request's own generators and copied into the static buffers, only the real
+masks from the request's own streams copied into the static buffers, only the real
 rows read back, one capture per (bucket, passes), and fallbacks for work too big for a graph.
 """
 
