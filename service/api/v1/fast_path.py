@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.errors import dropserve_error_response
 from service.api.middleware.body_limits import replaying
 from service.api.v1.responses import predict_response, uncertainty_response
+from service.api.v1.schemas import PredictRequest, UncertaintyRequest
 from service.dataplane import DEFAULT_INTERVAL, MAX_SEED, DataPlane
 from service.errors import DropserveError
 
@@ -38,7 +39,10 @@ _ROUTE = re.compile(
     r"/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>0|[1-9][0-9]{0,17}))?"
     r"/(?P<mode>predict|uncertainty)"
 )
-_UNCERTAINTY_FIELDS = frozenset({"instances", "samples", "seed", "interval", "return_samples"})
+# The fields each request schema declares: a body with any other goes to FastAPI, whose
+# validation names it (the schemas forbid extra fields).
+_PREDICT_FIELDS = frozenset(PredictRequest.model_fields)
+_UNCERTAINTY_FIELDS = frozenset(UncertaintyRequest.model_fields)
 _HEADERS = [(b"content-type", b"application/json")]
 
 Handler = Callable[[DataPlane, str, int | None, dict[str, Any]], Awaitable[bytes]]
@@ -78,7 +82,7 @@ def _dump(response: BaseModel, *, exclude_none: bool) -> bytes:
 
 
 def _plain_predict(body: Any) -> bool:
-    return type(body) is dict and body.keys() == {"instances"} and type(body["instances"]) is list
+    return type(body) is dict and body.keys() == _PREDICT_FIELDS and type(body["instances"]) is list
 
 
 def _plain_uncertainty(body: Any) -> bool:
