@@ -2,11 +2,11 @@
 
 A small request on a GPU is a few dozen kernel launches of a few microseconds of work each, so
 launch overhead is most of its time; replaying a captured graph launches them all at once (on an
-H200 a prototype went from 0.17-0.37 ms to 0.03-0.1 ms). A graph has fixed shapes and addresses,
-so each (precision, row bucket, passes) gets its own: rows are padded up to the next power of
-two, the request's rows and masks are copied into the graph's static buffers, and only the real
-rows of the output are read back. The masks are drawn outside the graph, by the request's own
-generators, so a seed gives the same masks with and without graphs.
+H200, 0.17-0.37 ms launched one by one against 0.03-0.1 ms replayed). A graph has fixed shapes
+and addresses, so each (precision, row bucket, passes) gets its own: rows are padded up to the
+next power of two, the request's rows and masks are copied into the graph's static buffers, and
+only the real rows of the output are read back. The masks are drawn outside the graph, by the
+request's own generators, so a seed gives the same masks with and without graphs.
 
 `capture` is injectable: on CUDA it is `cuda_capture`; the tests drive the same cache on the
 CPU with a capture that simply re-runs the forward, which checks the padding, buffers and
@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import torch
 
-from service.engines.mc_kernel import MaskFn, PreparedNetwork, mc_forward
+from service.engines.mc_kernel import PreparedNetwork
+from service.model.mc import MaskFn, mc_forward
 
 __all__ = ["Capture", "GraphCache", "Replayable", "cuda_capture"]
 

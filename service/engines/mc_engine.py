@@ -16,11 +16,11 @@ from service.engines.mc_kernel import (
     PreparedNetwork,
     cast_network,
     fold_standardisation,
-    mc_forward,
     prepare_network,
 )
 from service.engines.precision import Precision, matmul_precision
 from service.errors import RequestTimeoutError
+from service.model.mc import mc_forward
 
 __all__ = ["MCDropoutEngine"]
 
@@ -155,10 +155,10 @@ class MCDropoutEngine:
             replayed = None if graphs is None else graphs.run(x, samples, masks)
             if replayed is not None:
                 return self._finish(replayed, network).cpu()
-            # Each chunk writes into one output allocated up front. Kept as a list of chunk
-            # outputs to concatenate, every small long-lived output landed above the chunk's
-            # freed temporaries, and glibc's heap grew by a chunk's working set per chunk:
-            # T=100,000 on the large model peaked 204-236 MB above its start, now 80-100.
+            # Each chunk writes into one output allocated up front. As a list of chunk outputs
+            # to concatenate, every small long-lived output lands above the chunk's freed
+            # temporaries, and glibc's heap grows by a chunk's working set per chunk: T=100,000
+            # on the large model peaks 204-236 MB above its start that way, 80-100 MB this way.
             draws = torch.empty(
                 (samples, x.shape[0], self._outputs), dtype=torch.float32, device=self.device
             )
