@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-import bench.uci as runner
-from bench.uci import main
-from bench.uci_data import load_dataset, regenerate_splits
-from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
-from bench.uci_results import entry as results_entry
-from bench.uci_results import locked, write_results
+import bench.uci.cli as runner
+from bench.uci.cli import main
+from bench.uci.data import load_dataset, regenerate_splits
+from bench.uci.protocol import ProtocolSettings, SplitResult, run_splits
+from bench.uci.results import entry as results_entry
+from bench.uci.results import locked, write_results
 
 
 def write_dataset(folder: Path, rows: int, *, with_index_files: bool, seed: int = 0) -> Path:
@@ -205,10 +205,24 @@ def test_the_runner_needs_only_torch_and_numpy() -> None:
     blocked = ["pydantic", "pydantic_settings", "fastapi", "onnx", "onnxruntime", "safetensors"]
     code = (
         f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
-        "import bench.uci, bench.uci_protocol\n"
+        "import bench.uci.cli, bench.uci.protocol\n"
     )
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_python_m_bench_uci_is_the_runner() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.uci", "--help"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m bench.uci")
+    assert "--protocol-selection" in done.stdout

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.uci_data import UCIDataset
+from bench.uci.data import UCIDataset
 from service.evaluation.metrics import mixture_log_likelihood, rmse
 from service.model import DropoutMLP, MLPConfig, Standardizer
 from service.training import (
