@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
-from service.training import TrainOptions
+from service.training.options import TrainOptions
 
 __all__ = [
     "DEFAULT",

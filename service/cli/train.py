@@ -15,7 +15,9 @@ from service.cli.common import (
     list_of,
     names,
 )
-from service.training import TrainOptions, reexport_bundle, train_bundle
+from service.training.options import TrainOptions
+from service.training.pipeline import train_bundle
+from service.training.reexport import reexport_bundle
 
 __all__ = ["add_export", "add_train"]
 

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import torch
 
-from service.engines.mc_kernel import MaskFn, PreparedNetwork, mc_forward
+from service.engines.mc_kernel import PreparedNetwork
+from service.model.mc import MaskFn, mc_forward
 
 __all__ = ["Capture", "GraphCache", "Replayable", "cuda_capture"]
 

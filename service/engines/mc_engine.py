@@ -16,11 +16,11 @@ from service.engines.mc_kernel import (
     PreparedNetwork,
     cast_network,
     fold_standardisation,
-    mc_forward,
     prepare_network,
 )
 from service.engines.precision import Precision, matmul_precision
 from service.errors import RequestTimeoutError
+from service.model.mc import mc_forward
 
 __all__ = ["MCDropoutEngine"]
 

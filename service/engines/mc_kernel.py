@@ -1,49 +1,38 @@
-"""The Monte-Carlo dropout forward, shaped for throughput.
+"""The served network, prepared for the Monte-Carlo forward (`service.model.mc.mc_forward`).
 
-What makes it fast (measured on a 2-core CPU; see bench/engine.py):
-- all T passes of a chunk run as one stacked forward of (t * rows) rows;
-- without input dropout the first affine layer and its activation are the same for every pass,
-  so they are computed once for the `rows` and only then expanded to t copies;
-- masks come from counter-based streams hashed in bulk (service/engines/masks.py);
-- the inverted-dropout scale 1/(1-p) is folded into the next layer's weights once, at load.
+What preparation does for speed (measured on a 2-core CPU; see bench/engine.py):
+- the weights are copied once, transposed to (in, out), for `torch.addmm`;
+- the inverted-dropout scale 1/(1-p) is folded into the next layer's weights once, at load, so
+  the masks (counter-based streams hashed in bulk, service/engines/masks.py) stay 0/1;
+- the standardisation can be folded in too (`fold_standardisation`), and the weights cast to
+  bf16 (`cast_network`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from service.model import DropoutMLP
+from service.model.mc import AffineLayers
 
 __all__ = [
-    "MaskFn",
     "PreparedNetwork",
     "cast_network",
     "fold_standardisation",
-    "mc_forward",
     "prepare_network",
 ]
 
-# (layer index, shape (passes * rows, width), rate) -> keep mask of that shape: bool, or 0/1 in
-# any dtype the activations can be multiplied by
-MaskFn = Callable[[int, tuple[int, ...], float], torch.Tensor]
-
 
 @dataclass(frozen=True)
-class PreparedNetwork:
+class PreparedNetwork(AffineLayers):
     """Affine layers as (in, out) matrices with dropout scaling folded in, on one device.
 
     With `raw_units` the standardisation is folded in too (see `fold_standardisation`): the
     first layer takes raw features and a regression's last one gives original units."""
 
-    weights: list[torch.Tensor]
-    biases: list[torch.Tensor]
-    rates: list[float]  # dropout rate in front of each affine layer (input dropout first)
-    activation: nn.Module
     raw_units: bool = False
 
     @functools.cached_property
@@ -102,43 +91,3 @@ def cast_network(net: PreparedNetwork, dtype: torch.dtype) -> PreparedNetwork:
         net.activation,
         net.raw_units,
     )
-
-
-def mc_forward(net: PreparedNetwork, x: torch.Tensor, passes: int, masks: MaskFn) -> torch.Tensor:
-    """`passes` stochastic passes over standardised rows `x`; returns (passes, rows, outputs).
-
-    `masks(layer, shape, rate)` supplies the keep masks (SegmentMasks when serving; tests share
-    masks with a reference implementation through it).
-    """
-    rows = x.shape[0]
-    weights, biases, rates = net.weights, net.biases, net.rates
-    last = len(weights) - 1
-    if rates[0] == 0.0:
-        h = torch.addmm(biases[0], x, weights[0])
-        if last > 0:
-            h = net.activation(h)
-        h = h.unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
-        start = 1
-    else:
-        h = x.unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
-        start = 0
-    activate = _IN_PLACE.get(type(net.activation), net.activation)
-    for index in range(start, last + 1):
-        rate = rates[index]
-        if rate > 0.0:
-            mask = masks(index, tuple(h.shape), rate)
-            # In place only on a tensor this loop made: the first masked h can be a view of
-            # the caller's `x`, or an expanded view (one row) whose elements share memory.
-            h = h * mask if index == start else h.mul_(mask)
-        h = torch.addmm(biases[index], h, weights[index])
-        if index < last:
-            h = activate(h)
-    return h.reshape(passes, rows, -1)
-
-
-# Activations applied in place on the fresh output of addmm: one allocation less per layer.
-_IN_PLACE: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: torch.relu_,
-    nn.Tanh: torch.tanh_,
-    nn.Sigmoid: torch.sigmoid_,
-}

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from service.model.mc import AffineLayers, MaskFn, mc_forward
+
 __all__ = [
     "ACTIVATIONS",
     "Activation",
@@ -152,36 +154,37 @@ class DropoutMLP(nn.Module):
     def mc_forward(
         self, x: torch.Tensor, passes: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """`passes` stochastic forward passes of the same rows, batched into one forward.
+        """`passes` stochastic passes of the same rows, batched into one forward (`mc_forward`).
 
-        The T copies of the batch are stacked into one (T * rows, features) tensor, so each pass
-        and each row draws its own masks. Without input dropout the first affine layer is the same
-        for every pass and is computed once, then broadcast.
+        Each pass and each row draws its own masks, as `dropout` draws them, from `generator`.
 
         Returns:
             Tensor of shape (passes, rows, n_outputs).
         """
-        rows = x.shape[0]
-        config = self.config
         linears = self.linears
-        first = linears[0]
-        if config.input_dropout == 0.0:
-            h = first(x).unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
-        else:
-            stacked = x.unsqueeze(0).expand(passes, rows, -1).reshape(passes * rows, -1)
-            h = first(
-                dropout(
-                    stacked,
-                    config.input_dropout,
-                    config.style,
-                    stochastic=True,
-                    generator=generator,
-                )
-            )
-        for layer, rate in zip(linears[1:], config.dropout, strict=True):
-            h = dropout(
-                self.activation(h), rate, config.style, stochastic=True, generator=generator
-            )
-            h = layer(h)
-        out: torch.Tensor = h.reshape(passes, rows, -1)
-        return out
+        layers = AffineLayers(
+            [layer.weight.t() for layer in linears],
+            [layer.bias for layer in linears],
+            list(self.config.rates),
+            self.activation,
+        )
+        masks = _dropout_masks(self.config.style, generator, x.dtype, x.device)
+        return mc_forward(layers, x, passes, masks)
+
+
+def _dropout_masks(
+    style: DropoutStyle,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> MaskFn:
+    """Masks as `dropout` draws them, holding the style's scale for a kept unit (1/(1-p) when
+    inverted, 1 when classic) and 0 for a dropped one, so `x * mask` is `dropout`'s output."""
+
+    def draw(layer: int, shape: tuple[int, ...], rate: float) -> torch.Tensor:
+        keep = 1.0 - rate
+        kept = torch.rand(shape, generator=generator, device=device, dtype=dtype) < keep
+        scale = 1.0 / keep if style == "inverted" else 1.0
+        return kept.to(dtype) * scale
+
+    return draw

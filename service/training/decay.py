@@ -10,7 +10,10 @@ precision tau, lambda_k = l^2 (1 - p_k) / (2 N tau), where p_k is the dropout ra
 layer k (input dropout for layer 0) and N the number of training rows.
 
 Adam's coupled `weight_decay` adds `weight_decay * W` to the gradient, i.e. it is the gradient of
-(weight_decay / 2) ||W||^2, so each layer's weight group gets weight_decay = 2 lambda_k.
+(weight_decay / 2) ||W||^2, so each layer's weight group gets weight_decay = 2 lambda_k. A stack of
+networks (`service.training.stacked`) holds every model's layer k in one tensor, with a lambda per
+model, so it adds the same 2 lambda_k W_k to the gradient itself (`stacked_decay`,
+`add_decay_gradients`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from service.model import DropoutMLP
 
-__all__ = ["parameter_groups", "prior_weight_decay"]
+__all__ = ["add_decay_gradients", "parameter_groups", "prior_weight_decay", "stacked_decay"]
 
 
 def prior_weight_decay(
@@ -48,3 +53,22 @@ def parameter_groups(network: DropoutMLP, decays: Sequence[float]) -> list[dict[
     ]
     groups.append({"params": [layer.bias for layer in layers], "weight_decay": 0.0})
     return groups
+
+
+def stacked_decay(decays: torch.Tensor) -> list[torch.Tensor]:
+    """2 lambda_k per model for each layer k, shaped (M, 1, 1) to scale that layer's stacked
+    weights (M, in, out): what `parameter_groups` gives Adam, one value per model.
+
+    Args:
+        decays: lambda per model and layer, (M, layers).
+    """
+    return [2.0 * decays[:, layer, None, None] for layer in range(decays.shape[1])]
+
+
+def add_decay_gradients(weights: Sequence[torch.Tensor], coefficients: list[torch.Tensor]) -> None:
+    """Add the coupled weight decay, 2 lambda_k W_k (`stacked_decay`), to each stacked weight's
+    gradient in place, after `backward` and before the optimizer's step."""
+    with torch.no_grad():
+        for weight, coefficient in zip(weights, coefficients, strict=True):
+            if weight.grad is not None:
+                weight.grad.addcmul_(weight, coefficient)

@@ -13,6 +13,8 @@ and the plain mean over t, so every stationary point lies in
 
 and that bracket is searched: a coarse grid in log tau, then golden-section refinement around the
 best grid point (the function is smooth but not guaranteed unimodal, so the grid comes first).
+`fit_tau_stacked` runs the same search for M models at once in torch (the stacked trainer's
+grid), every step a tensor operation over the models.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
-__all__ = ["TauFit", "fit_tau", "mc_log_likelihood"]
+__all__ = [
+    "TauFit",
+    "fit_tau",
+    "fit_tau_stacked",
+    "mc_log_likelihood",
+    "mc_log_likelihood_stacked",
+]
 
 Float64 = npt.NDArray[np.float64]
 
@@ -102,3 +111,68 @@ def fit_tau(y: Float64, samples: Float64) -> TauFit:
     if values[best] > value:  # the bracket's interior lost to its own grid point
         log_tau, value = float(grid[best]), values[best]
     return TauFit(tau=math.exp(log_tau), log_likelihood=value)
+
+
+def _log_likelihood_stacked(squared: torch.Tensor, log_tau: torch.Tensor) -> torch.Tensor:
+    """ll per model for squared residuals (M, T, rows) at log tau (M,): (M,)."""
+    scaled = -0.5 * log_tau.exp()[:, None, None] * squared
+    lse = torch.logsumexp(scaled, dim=1).mean(dim=1)
+    return lse - math.log(squared.shape[1]) - 0.5 * math.log(2.0 * math.pi) + 0.5 * log_tau
+
+
+def mc_log_likelihood_stacked(
+    y: torch.Tensor, samples: torch.Tensor, tau: torch.Tensor
+) -> torch.Tensor:
+    """`mc_log_likelihood` of M models at once: y (M, rows), samples (M, T, rows), tau (M,)."""
+    squared = (samples.double() - y.double()[:, None, :]) ** 2
+    return _log_likelihood_stacked(squared, tau.double().log())
+
+
+def fit_tau_stacked(y: torch.Tensor, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`fit_tau` for M models at once (same bracket, grid and golden section).
+
+    Args:
+        y: targets (M, rows); samples: pass outputs (M, T, rows), same units.
+
+    Returns:
+        The maximising tau (M,) and the mean log-likelihood there (M,), float64.
+    """
+    squared = (samples.double() - y.double()[:, None, :]) ** 2
+    low = -squared.mean(dim=(1, 2)).clamp_min(_FLOOR).log()
+    high = -squared.amin(dim=1).mean(dim=1).clamp_min(_FLOOR).log()
+    high = torch.minimum(torch.maximum(high, low + 1e-6), low + _MAX_SPAN)
+    fractions = torch.linspace(0.0, 1.0, _GRID_POINTS, dtype=torch.float64, device=y.device)
+    grid = low[:, None] + (high - low)[:, None] * fractions[None, :]
+    values = torch.stack(
+        [_log_likelihood_stacked(squared, grid[:, i]) for i in range(_GRID_POINTS)], 1
+    )
+    best = values.argmax(dim=1)
+    rows = torch.arange(best.numel(), device=y.device)
+    lo = grid[rows, (best - 1).clamp_min(0)]
+    hi = grid[rows, (best + 1).clamp_max(_GRID_POINTS - 1)]
+    inner_lo = hi - _INV_PHI * (hi - lo)
+    inner_hi = lo + _INV_PHI * (hi - lo)
+    f_lo = _log_likelihood_stacked(squared, inner_lo)
+    f_hi = _log_likelihood_stacked(squared, inner_hi)
+    while bool(((hi - lo) > _TOLERANCE).any()):
+        active = (hi - lo) > _TOLERANCE
+        left = active & (f_lo >= f_hi)  # the maximum lies in [lo, inner_hi]
+        right = active & ~(f_lo >= f_hi)
+        new_hi = torch.where(left, inner_hi, hi)
+        new_lo = torch.where(right, inner_lo, lo)
+        moved_lo = torch.where(left, new_hi - _INV_PHI * (new_hi - lo), inner_lo)
+        moved_hi = torch.where(right, new_lo + _INV_PHI * (hi - new_lo), inner_hi)
+        next_lo = torch.where(right, inner_hi, moved_lo)
+        next_hi = torch.where(left, inner_lo, moved_hi)
+        f_next = _log_likelihood_stacked(squared, torch.where(left, next_lo, next_hi))
+        f_lo, f_hi = (
+            torch.where(left, f_next, torch.where(right, f_hi, f_lo)),
+            torch.where(right, f_next, torch.where(left, f_lo, f_hi)),
+        )
+        inner_lo, inner_hi, lo, hi = next_lo, next_hi, new_lo, new_hi
+    log_tau = torch.where(f_lo >= f_hi, inner_lo, inner_hi)
+    value = torch.maximum(f_lo, f_hi)
+    grid_best = values[rows, best]
+    use_grid = grid_best > value  # the bracket's interior lost to its own grid point
+    log_tau = torch.where(use_grid, grid[rows, best], log_tau)
+    return log_tau.exp(), torch.where(use_grid, grid_best, value)

@@ -3,6 +3,10 @@
 Inputs are already standardised tensors; the loss is MSE on standardised targets (regression) or
 cross-entropy on class indices (classification). The validation loss, on which early stopping
 decides, is the deterministic (eval-mode) loss of the same kind.
+
+The stacked mode, many networks trained at once (`service.training.stacked`), shares the random
+streams, the epoch's mini-batches and the progress bar defined here, so a seed means the same
+batch order in both.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from service.errors import DropserveError
 from service.model import DropoutMLP
 from service.training.decay import parameter_groups
 
-__all__ = ["EpochRecord", "FitResult", "deterministic_algorithms", "fit", "loss_of"]
+__all__ = [
+    "EpochRecord",
+    "FitResult",
+    "deterministic_algorithms",
+    "epoch_batches",
+    "fit",
+    "loss_of",
+    "progress_bar",
+    "random_streams",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +85,30 @@ def loss_of(network: DropoutMLP, outputs: torch.Tensor, targets: torch.Tensor) -
     return functional.mse_loss(outputs, targets)
 
 
+def random_streams(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """The batch order's generator (seeded `seed`, on the CPU) and the dropout masks' (seeded
+    `seed + 1`, on `device`): every trainer draws from these two, so a seed means one thing."""
+    return torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed + 1)
+
+
+def epoch_batches(
+    rows: int, batch_size: int, shuffle: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """One epoch's mini-batches: row indices on `device`, a fresh permutation cut in order (the
+    last batch may be smaller)."""
+    order = torch.randperm(rows, generator=shuffle)
+    if device.type == "cuda":  # pinned: the copy is asynchronous and the GPU queue stays full
+        order = order.pin_memory()
+    order = order.to(device, non_blocking=True)
+    for start in range(0, rows, batch_size):
+        yield order[start : start + batch_size]
+
+
+def progress_bar(epochs: int, label: str, show: bool) -> tqdm[int]:
+    """Epochs 1..`epochs`, with a tqdm bar on stderr when `show`."""
+    return tqdm(range(1, epochs + 1), desc=label, unit="epoch", file=sys.stderr, disable=not show)
+
+
 def _validation_loss(network: DropoutMLP, x: torch.Tensor, y: torch.Tensor) -> float:
     network.eval()
     with torch.no_grad():
@@ -118,23 +155,18 @@ def fit(
         raise ValueError("early stopping (patience > 0) needs validation rows")
     x, y = train
     rows = x.shape[0]
-    shuffle = torch.Generator().manual_seed(seed)
-    masks = torch.Generator().manual_seed(seed + 1)
+    shuffle, masks = random_streams(seed, x.device)
     optimizer = torch.optim.Adam(parameter_groups(network, decays), lr=learning_rate)
     history: list[EpochRecord] = []
     best_loss = float("inf")
     best_epoch = 0
     best_state: dict[str, torch.Tensor] = {}  # filled only when stopping early
-    bar = tqdm(
-        range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=not progress
-    )
+    bar = progress_bar(epochs, "train", progress)
     network.train()
     with deterministic_algorithms(), bar:
         for epoch in bar:
-            order = torch.randperm(rows, generator=shuffle)
             total = 0.0
-            for start in range(0, rows, batch_size):
-                batch = order[start : start + batch_size]
+            for batch in epoch_batches(rows, batch_size, shuffle, x.device):
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_of(network, network(x[batch], generator=masks), y[batch])
                 loss.backward()  # type: ignore[no-untyped-call]

@@ -12,7 +12,8 @@ import torch
 from service.bundle import MANIFEST_FILE, ONNX_FILE, WEIGHTS_FILE, load_bundle
 from service.cli import main
 from service.errors import DataError
-from service.training import TrainOptions, train_bundle
+from service.training.options import TrainOptions
+from service.training.pipeline import train_bundle
 from tests.training_csv import classification_csv, regression_csv, write_csv
 
 FAST = ["--hidden", "16", "--epochs", "15", "--patience", "0", "--tau-samples", "30", "--quiet"]

@@ -1,4 +1,4 @@
-"""The UCI benchmark runner: stacked training equals dropserve's, and a quick run end to end.
+"""The UCI benchmark runner: data sets, the protocol, results files, and a quick run end to end.
 
 Every data set here is made in tmp_path in the layout of ../shared/data/uci/<dataset>/; nothing
 reads the shared folder.
@@ -20,22 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-import bench.uci as runner
-from bench.uci import main
-from bench.uci_data import load_dataset, regenerate_splits
-from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
-from bench.uci_results import entry as results_entry
-from bench.uci_results import locked, write_results
-from bench.uci_stacked import Stack, fit_tau_stacked, prior_decay, train_stacked
-from service.model import DropoutMLP, MLPConfig
-from service.training import fit, fit_tau, prior_weight_decay
-
-
-def network(seed: int, rate: float = 0.0, n_features: int = 3) -> DropoutMLP:
-    config = MLPConfig(n_features, 1, hidden=(8,), dropout=(rate,), input_dropout=rate)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DropoutMLP(config)
+import bench.uci.cli as runner
+from bench.uci.cli import main
+from bench.uci.data import load_dataset, regenerate_splits
+from bench.uci.protocol import ProtocolSettings, SplitResult, run_splits
+from bench.uci.results import entry as results_entry
+from bench.uci.results import locked, write_results
 
 
 def write_dataset(folder: Path, rows: int, *, with_index_files: bool, seed: int = 0) -> Path:
@@ -56,66 +46,6 @@ def write_dataset(folder: Path, rows: int, *, with_index_files: bool, seed: int 
             np.savetxt(folder / f"index_train_{k}.txt", train, fmt="%d")
             np.savetxt(folder / f"index_test_{k}.txt", test, fmt="%d")
     return folder
-
-
-def test_stacked_training_without_dropout_reproduces_dropserve_fit() -> None:
-    rng = np.random.default_rng(0)
-    x = torch.as_tensor(rng.normal(size=(100, 3)), dtype=torch.float32)
-    y = torch.as_tensor(rng.normal(size=(100, 1)), dtype=torch.float32)
-    reference = network(seed=5)
-    stack = Stack.from_networks([network(seed=5), network(seed=6)], torch.device("cpu"))
-    decays = [1e-3, 2e-3]
-    fit(
-        reference,
-        (x, y),
-        None,
-        epochs=4,
-        batch_size=32,
-        learning_rate=1e-2,
-        decays=decays,
-        patience=0,
-        seed=11,
-    )
-    train_stacked(
-        stack,
-        torch.stack([x, x]),
-        torch.stack([y, y]),
-        torch.tensor([decays, decays]),
-        epochs=4,
-        batch_size=32,
-        learning_rate=1e-2,
-        seed=11,
-    )
-    trained = stack.network(0)
-    for ours, theirs in zip(trained.parameters(), reference.parameters(), strict=True):
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-    # ...and the second model, started elsewhere, trained on its own.
-    assert not torch.allclose(stack.network(1).linears[0].weight, trained.linears[0].weight)
-
-
-def test_stacked_masks_drop_at_each_models_rate() -> None:
-    networks = [network(seed=1, rate=0.0), network(seed=1, rate=0.5)]
-    stack = Stack.from_networks(networks, torch.device("cpu"))
-    ones = torch.ones(2, 4000, 3)
-    passes = stack.mc_passes(ones, 3, torch.Generator().manual_seed(0), 1 << 20)
-    plain = networks[0](ones[0], stochastic=False)[:, 0]
-    torch.testing.assert_close(passes[0], plain.expand(3, -1))  # p = 0: every pass identical
-    assert passes[1].std() > 0.1
-
-
-def test_stacked_tau_fit_equals_the_one_model_fit() -> None:
-    rng = np.random.default_rng(2)
-    y = rng.normal(size=(3, 40)) * np.array([[0.1], [1.0], [30.0]])
-    samples = y[:, None, :] + rng.normal(size=(3, 25, 40)) * np.array([[[0.5]], [[0.3]], [[9.0]]])
-    taus, values = fit_tau_stacked(torch.as_tensor(y), torch.as_tensor(samples))
-    for m in range(3):
-        expected = fit_tau(y[m], samples[m])
-        assert taus[m].item() == pytest.approx(expected.tau, rel=1e-6)
-        assert values[m].item() == pytest.approx(expected.log_likelihood, rel=1e-9)
-
-
-def test_prior_decay_is_dropserves() -> None:
-    assert prior_decay(1e-2, 0.05, 0.1, 742) == prior_weight_decay(1e-2, 0.05, [0.1], 742)[0]
 
 
 def test_regenerated_splits_follow_the_published_rule() -> None:
@@ -275,10 +205,24 @@ def test_the_runner_needs_only_torch_and_numpy() -> None:
     blocked = ["pydantic", "pydantic_settings", "fastapi", "onnx", "onnxruntime", "safetensors"]
     code = (
         f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
-        "import bench.uci, bench.uci_protocol\n"
+        "import bench.uci.cli, bench.uci.protocol\n"
     )
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_python_m_bench_uci_is_the_runner() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.uci", "--help"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m bench.uci")
+    assert "--protocol-selection" in done.stdout

@@ -18,7 +18,8 @@ from service.bundle import load_bundle
 from service.engines import MCDropoutEngine
 from service.engines.cuda_graphs import GraphCache, cuda_capture
 from service.engines.masks import SegmentMasks
-from service.engines.mc_kernel import mc_forward, prepare_network
+from service.engines.mc_kernel import prepare_network
+from service.model.mc import mc_forward
 from tests.factories import make_bundle, make_model, raw_features
 
 CPU = torch.device("cpu")

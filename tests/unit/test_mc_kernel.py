@@ -17,8 +17,9 @@ from service.engines.masks import (
     splitmix64,
     stream_key,
 )
-from service.engines.mc_kernel import mc_forward, prepare_network
+from service.engines.mc_kernel import prepare_network
 from service.model import DropoutMLP
+from service.model.mc import AffineLayers, mc_forward
 from service.model.mlp import DropoutStyle
 from tests.factories import make_config, make_network
 
@@ -225,3 +226,40 @@ def test_masks_drawn_for_all_layers_at_once_equal_those_drawn_layer_by_layer() -
             rtol=0,
             atol=0,
         )
+
+
+@pytest.mark.parametrize("input_dropout", [0.0, 0.2])
+def test_a_grid_of_networks_equals_each_network_alone_on_the_same_masks(
+    input_dropout: float,
+) -> None:
+    """The grid variant (a leading model dimension, `torch.baddbmm`) keeps each model's rows,
+    passes and masks apart and in the order the one-network forward has them."""
+    configs = [
+        make_config(hidden=(16, 8), dropout=(rate, 0.1), input_dropout=input_dropout)
+        for rate in (0.1, 0.3, 0.5)
+    ]
+    prepared = [prepare_network(make_network(c, seed=s), CPU) for s, c in enumerate(configs)]
+    grid = AffineLayers(
+        [torch.stack(layer) for layer in zip(*(p.weights for p in prepared), strict=True)],
+        [torch.stack(layer)[:, None] for layer in zip(*(p.biases for p in prepared), strict=True)],
+        [max(rates) for rates in zip(*(p.rates for p in prepared), strict=True)],
+        prepared[0].activation,
+    )
+    x = torch.randn(3, 4, configs[0].n_features, generator=torch.Generator().manual_seed(1))
+    source = torch.Generator().manual_seed(2)
+    drawn: dict[int, torch.Tensor] = {}
+
+    def record(layer: int, shape: tuple[int, ...], rate: float) -> torch.Tensor:
+        drawn[layer] = torch.rand(shape, generator=source) >= rate
+        return drawn[layer]
+
+    with torch.inference_mode():
+        together = mc_forward(grid, x, 5, record)
+        assert together.shape == (3, 5, 4, 1)
+        for m, network in enumerate(prepared):
+
+            def shared(layer: int, shape: tuple[int, ...], rate: float, m: int = m) -> torch.Tensor:
+                return drawn[layer][m]
+
+            alone = mc_forward(network, x[m], 5, shared)
+            torch.testing.assert_close(together[m], alone, rtol=1e-5, atol=1e-6)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from service.model import MLPConfig, Standardizer
-from service.model.mlp import Activation
+from service.model import DropoutMLP, MLPConfig, Standardizer, dropout
+from service.model.mlp import Activation, DropoutStyle
 from tests.factories import make_config, make_network
 
 
@@ -87,6 +87,57 @@ def test_mode_decides_stochasticity_unless_asked_explicitly() -> None:
         network.train()
         assert not torch.equal(network(x), network(x))
         assert torch.equal(network(x, stochastic=False), network(x, stochastic=False))
+
+
+def dropout_layer_by_layer(
+    network: DropoutMLP, x: torch.Tensor, passes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """MC passes as written out: the rows once per pass, then `dropout` in front of each layer."""
+    config = network.config
+    h = x.repeat(passes, 1)
+    last = len(network.linears) - 1
+    for index, (layer, rate) in enumerate(zip(network.linears, config.rates, strict=True)):
+        h = layer(dropout(h, rate, config.style, stochastic=True, generator=generator))
+        if index < last:
+            h = network.activation(h)
+    return h.reshape(passes, x.shape[0], -1)
+
+
+@pytest.mark.parametrize("style", ["inverted", "classic"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+def test_mc_forward_is_dropout_layer_by_layer_bit_for_bit(
+    style: DropoutStyle, activation: Activation
+) -> None:
+    """The batched forward draws the masks `dropout` would and multiplies by the same scale."""
+    config = make_config(
+        style=style, hidden=(16, 8), dropout=(0.3, 0.1), input_dropout=0.2, activation=activation
+    )
+    network = make_network(config, seed=2)
+    x = torch.randn(5, config.n_features, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        batched = network.mc_forward(x, 7, torch.Generator().manual_seed(1))
+        written_out = dropout_layer_by_layer(network, x, 7, torch.Generator().manual_seed(1))
+    assert batched.shape == (7, 5, 1)
+    assert torch.equal(batched, written_out)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_mc_forward_backpropagates_like_dropout_layer_by_layer(activation: Activation) -> None:
+    """With autograd recording, no activation its backward needs is overwritten in place."""
+    config = make_config(
+        hidden=(16, 8), dropout=(0.3, 0.1), input_dropout=0.2, activation=activation
+    )
+    network = make_network(config, seed=2)
+    x = torch.randn(5, config.n_features, generator=torch.Generator().manual_seed(0))
+    gradients = []
+    for forward in (network.mc_forward, lambda *args: dropout_layer_by_layer(network, *args)):
+        network.zero_grad()
+        forward(x, 7, torch.Generator().manual_seed(1)).square().sum().backward()
+        gradients.append([p.grad.clone() for p in network.parameters() if p.grad is not None])
+    batched, written_out = gradients
+    assert len(batched) == len(written_out) == 6
+    for ours, theirs in zip(batched, written_out, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
 
 
 def test_standardizer_fits_z_scores_and_inverts_targets() -> None:

@@ -7,6 +7,7 @@ import torch
 
 from service.model import DropoutMLP, MLPConfig
 from service.training import parameter_groups, prior_weight_decay
+from service.training.decay import add_decay_gradients, stacked_decay
 
 
 def test_prior_lambda_per_layer_uses_that_layers_dropout_rate() -> None:
@@ -48,3 +49,27 @@ def test_decay_shrinks_weights_and_leaves_biases_alone() -> None:
     for name in before:
         moved = not torch.equal(before[name], after[name])
         assert moved == name.endswith("weight"), name
+
+
+def test_stacked_decay_is_the_coupled_decay_adam_gets_from_parameter_groups() -> None:
+    """The stacked trainer adds 2 lambda W to the gradient itself; one Adam step with a zero
+    data loss then moves each model as Adam's own weight_decay moves the single network."""
+    lambdas = [[0.1, 0.2], [0.3, 0.05]]
+    networks = [
+        DropoutMLP(MLPConfig(n_features=2, n_outputs=1, hidden=(3,), dropout=(0.0,)))
+        for _ in lambdas
+    ]
+    weights = [
+        torch.stack([n.linears[k].weight.detach().t() for n in networks]).requires_grad_(True)
+        for k in range(2)
+    ]
+    stacked = torch.optim.Adam(weights, lr=0.01)
+    (0.0 * (weights[0].sum() + weights[1].sum())).backward()
+    add_decay_gradients(weights, stacked_decay(torch.tensor(lambdas)))
+    stacked.step()
+    for m, (network, decays) in enumerate(zip(networks, lambdas, strict=True)):
+        single = torch.optim.Adam(parameter_groups(network, decays), lr=0.01)
+        (0.0 * network(torch.ones(1, 2)).sum()).backward()
+        single.step()
+        for k, layer in enumerate(network.linears):
+            torch.testing.assert_close(weights[k][m].detach().t(), layer.weight.detach())

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 
-from service.training import fit_tau, mc_log_likelihood
+from service.training import fit_tau, fit_tau_stacked, mc_log_likelihood
 
 
 def synthetic(
@@ -66,3 +67,14 @@ def test_tau_is_finite_when_the_passes_hit_the_targets_exactly() -> None:
     fit = fit_tau(y, np.stack([y, y + 1.0]))
     assert math.isfinite(fit.tau)
     assert fit.tau > 0.0
+
+
+def test_stacked_tau_fit_equals_the_one_model_fit() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(3, 40)) * np.array([[0.1], [1.0], [30.0]])
+    samples = y[:, None, :] + rng.normal(size=(3, 25, 40)) * np.array([[[0.5]], [[0.3]], [[9.0]]])
+    taus, values = fit_tau_stacked(torch.as_tensor(y), torch.as_tensor(samples))
+    for m in range(3):
+        expected = fit_tau(y[m], samples[m])
+        assert taus[m].item() == pytest.approx(expected.tau, rel=1e-6)
+        assert values[m].item() == pytest.approx(expected.log_likelihood, rel=1e-9)

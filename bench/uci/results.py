@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.uci_protocol import ProtocolResult, SplitResult
-from bench.uci_published import PUBLISHED
+from bench.uci.protocol import ProtocolResult, SplitResult
+from bench.uci.published import PUBLISHED
 
 __all__ = ["entry", "locked", "markdown", "pm", "summarise", "write_results"]
 

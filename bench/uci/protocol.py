@@ -4,13 +4,12 @@ Per split: the last 20 % of the train indices is a validation set; every (dropou
 of the grid is trained on the other 80 %, and tau is then fitted continuously on the validation
 rows (as `dropserve train` does) rather than taken from the grid. The candidate with the best
 validation log-likelihood is retrained on the whole train split and scored on the test rows with
-T stochastic passes of `DropoutMLP.mc_forward`: dropserve's reference MC forward, which training
-fits tau with and which the served kernel (`service.engines.mc_kernel`) is tested against. The
-kernel itself is not used here because importing the engines pulls in the bundle code (pydantic),
-and this module must run on a GPU machine that has only torch and numpy.
+T stochastic passes of `DropoutMLP.mc_forward`, which runs dropserve's one MC forward
+(`service.model.mc`) with masks from a seeded torch generator.
 
-Every grid candidate of every split in the group is one model of one `Stack`; so is every final
-model. The prior tau of the grid only sets the weight decay l^2 (1 - p) / (2 N tau).
+Every grid candidate of every split in the group is one model of one `Stack`, trained by the
+trainer's stacked mode (`service.training.stacked`); so is every final model. The prior tau of the
+grid only sets the weight decay l^2 (1 - p) / (2 N tau) (`service.training.decay`).
 """
 
 from __future__ import annotations
@@ -24,16 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.uci_data import UCIDataset
-from bench.uci_stacked import (
-    Stack,
-    fit_tau_stacked,
-    log_likelihood_stacked,
-    prior_decay,
-    train_stacked,
-)
+from bench.uci.data import UCIDataset
 from service.model import DropoutMLP, MLPConfig, Standardizer
 from service.scoring import mixture_log_likelihood, rmse
+from service.training import (
+    Stack,
+    fit_stacked,
+    fit_tau_stacked,
+    mc_log_likelihood_stacked,
+    prior_weight_decay,
+)
 
 __all__ = ["ProtocolResult", "ProtocolSettings", "SplitResult", "run_splits"]
 
@@ -160,9 +159,11 @@ def _select(
         rows, validation = _rows(dataset, train[:cut], device), train[cut:]
         fits.append(rows)
         for c, (rate, tau) in enumerate(grid):
-            seed = _seed(settings.seed, split, c)
-            networks.append(_network(dataset.x.shape[1], dataset.hidden, rate, seed))
-            decays.append([prior_decay(settings.length_scale, tau, rate, cut)] * 2)
+            network = _network(
+                dataset.x.shape[1], dataset.hidden, rate, _seed(settings.seed, split, c)
+            )
+            networks.append(network)
+            decays.append(prior_weight_decay(settings.length_scale, tau, network.config.rates, cut))
         x_val.append(_features(dataset, validation, rows.scaler))
         y_val.append(torch.as_tensor(dataset.y[validation]))
         shift.append(rows.y_mean)
@@ -173,7 +174,7 @@ def _select(
     def per_model(values: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(values).to(device).repeat_interleave(size, dim=0)
 
-    train_stacked(
+    fit_stacked(
         stack,
         per_model([rows.x for rows in fits]),
         per_model([rows.y for rows in fits]),
@@ -197,7 +198,7 @@ def _select(
     targets = per_model(y_val)
     taus, values = fit_tau_stacked(targets, samples)
     priors = torch.tensor([prior for _, prior in grid] * len(splits), device=device)
-    at_prior = log_likelihood_stacked(targets, samples, priors)
+    at_prior = mc_log_likelihood_stacked(targets, samples, priors)
     choices, protocol = [], []
     for i in range(len(splits)):
         block = slice(i * size, (i + 1) * size)
@@ -287,10 +288,11 @@ def run_splits(
         for s, _, c, tag, _ in picks
     ]
     decays = [
-        [prior_decay(settings.length_scale, c.prior, c.rate, rows)] * 2 for _, _, c, _, _ in picks
+        prior_weight_decay(settings.length_scale, c.prior, network.config.rates, rows)
+        for network, (_, _, c, _, _) in zip(networks, picks, strict=True)
     ]
     stack = Stack.from_networks(networks, device)
-    train_stacked(
+    fit_stacked(
         stack,
         torch.stack([final.x for _, final, *_ in picks]),
         torch.stack([final.y for _, final, *_ in picks]),

@@ -1,7 +1,7 @@
 """The MC-dropout UCI regression benchmark: `python -m bench.uci --data-dir DIR`.
 
-Runs the protocol of `bench.uci_protocol` on every data set folder under DIR (laid out as
-`../shared/data/uci/<dataset>/`, see `bench.uci_data`), prints mean +- standard error of test RMSE
+Runs the protocol of `bench.uci.protocol` on every data set folder under DIR (laid out as
+`../shared/data/uci/<dataset>/`, see `bench.uci.data`), prints mean +- standard error of test RMSE
 and log-likelihood over the splits next to the published numbers, and merges the results into
 `<out>.json` and `<out>.md` (one entry per data set, each with the command that produced it).
 
@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from bench.uci_data import find_datasets, load_dataset
-from bench.uci_protocol import ProtocolSettings, SplitResult, run_splits
-from bench.uci_results import entry, locked, markdown, pm, previous_entry, write_results
+from bench.uci.data import find_datasets, load_dataset
+from bench.uci.protocol import ProtocolSettings, SplitResult, run_splits
+from bench.uci.results import entry, locked, markdown, pm, previous_entry, write_results
 from service.device import resolve_torch_device
 
 __all__ = ["build_parser", "main"]
@@ -231,7 +231,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(markdown({"datasets": entries}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
