@@ -11,7 +11,7 @@ for the large one on a CPU with native bf16, not for the narrow small one), and 
 one 32-row call saves over 32 one-row calls: the most that batching single-row requests can gain
 in the engine itself.
 Medians of repeated runs, torch and ONNX Runtime on one intra-op thread (steady on shared cores;
-see the README's performance notes).
+see docs/performance.md).
 """
 
 from __future__ import annotations

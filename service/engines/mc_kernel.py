@@ -1,6 +1,6 @@
 """The served network, prepared for the Monte-Carlo forward (`service.model.mc.mc_forward`).
 
-What preparation does for speed (measured on a 2-core CPU; see bench/engine.py):
+What preparation does for speed (measured on a 2-core CPU; see bench/suites/engine.py):
 - the weights are copied once, transposed to (in, out), for `torch.addmm`;
 - the inverted-dropout scale 1/(1-p) is folded into the next layer's weights once, at load, so
   the masks (counter-based streams hashed in bulk, service/engines/masks.py) stay 0/1;

@@ -5,7 +5,7 @@ dropserve has one: the served engine runs it (`service.engines.mc_kernel` prepar
 and the evaluations, and the stacked trainer (`service.training.stacked`) runs it over a grid of
 networks, each tensor with a leading model dimension M.
 
-What makes it fast (measured on a 2-core CPU; see bench/engine.py):
+What makes it fast (measured on a 2-core CPU; see bench/suites/engine.py):
 - all T passes run as one stacked forward of (T * rows) rows, each pass and row with its own masks;
 - without input dropout the first affine layer and its activation are the same for every pass,
   so they are computed once for the `rows` and only then expanded to T copies;
