@@ -104,7 +104,7 @@ def test_docs_examples_are_harvested_whole() -> None:
 
 
 def test_docs_pages_have_examples() -> None:
-    """The pages that took the README's protocol examples still carry them, and run them."""
+    """The protocol page carries runnable v2 curl and tritonclient examples."""
     protocol = (REPO_ROOT / "docs" / "protocol-v2.md").read_text()
     assert any("/v2/models/concrete/infer" in cmd for cmd, _ in examples(protocol))
     assert any("tritonclient" in block for block in PYTHON.findall(protocol))
