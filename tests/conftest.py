@@ -1,10 +1,12 @@
-"""Shared test setup: import path, markers from the folder, and the CUDA skip."""
+"""Shared test setup: import path, markers from the folder, the CUDA skip, and missing tools."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -45,18 +47,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs CUDA; torch.cuda is not available"))
 
 
+def missing_tool(message: str) -> NoReturn:
+    """Skip a test whose program or package is missing; fail it under DROPSERVE_REQUIRE_TOOLS=1,
+    as `.ci/run` sets, so that CI cannot pass by skipping."""
+    if os.environ.get("DROPSERVE_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message} (DROPSERVE_REQUIRE_TOOLS=1 turns this skip into a failure)")
+    pytest.skip(message)
+
+
+def require_program(name: str) -> str:
+    """The program's path on PATH, or `missing_tool` naming the Debian package to install."""
+    found = shutil.which(name)
+    if found is None:
+        missing_tool(f"{name} is not installed; install it with: apt-get install -y {name}")
+    return found
+
+
 @pytest.fixture(scope="session")
 def requires_ray() -> None:
     """Skip without ray (the `ray` extra); fail instead under DROPSERVE_REQUIRE_TOOLS=1 (CI)."""
     import importlib.util
-    import os
 
-    if importlib.util.find_spec("ray") is not None:
-        return
-    message = "ray is not installed; install it with: pip install -c constraints.txt -e '.[ray]'"
-    if os.environ.get("DROPSERVE_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"{message} (DROPSERVE_REQUIRE_TOOLS=1 turns this skip into a failure)")
-    pytest.skip(message)
+    if importlib.util.find_spec("ray") is None:
+        missing_tool(
+            "ray is not installed; install it with: pip install -c constraints.txt -e '.[ray]'"
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from service.config import Settings
+from tests.conftest import require_program
 from tests.e2e.conftest import REPO_ROOT, Server
 
 README_PATH = REPO_ROOT / "README.md"
@@ -113,9 +113,7 @@ def test_docs_pages_have_examples() -> None:
 
 @pytest.mark.parametrize(("command", "documented"), curl_cases())
 def test_readme_curl_example(server: Server, command: str, documented: str) -> None:
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed")
+    curl = require_program("curl")
     argv = shlex.split(command.replace(DOCUMENTED_URL, server.base_url))
     assert argv[0] == "curl"
     result = subprocess.run([curl, *argv[1:]], capture_output=True, text=True, timeout=60)

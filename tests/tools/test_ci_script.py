@@ -31,7 +31,9 @@ def test_is_strict_executable_bash(script: Path, require_program: Callable[[str]
 def test_needs_nothing_outside_the_clone(script: Path) -> None:
     text = script.read_text(encoding="utf-8")
     assert "shared" not in text, ".ci/run must work from a bare clone, without ../shared"
-    assert "apt-get install -y --no-install-recommends docker-compose" in text
+    assert 'apt-get install -y --no-install-recommends "$package"' in text
+    for program in ("docker-compose", "curl", "wrk"):
+        assert f"install_program {program} {program} " in text, program
     assert "apt-get install -y --no-install-recommends chromium" in text
 
 
@@ -55,7 +57,11 @@ def test_runs_make_test_and_passes_on_its_status(
     fake_compose.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
     fake_chromium = bin_dir / "chromium"
     fake_chromium.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
-    for fake in (fake_make, fake_compose, fake_chromium):
+    fakes = [fake_make, fake_compose, fake_chromium]
+    for program in ("curl", "wrk"):
+        fakes.append(bin_dir / program)
+        fakes[-1].write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    for fake in fakes:
         fake.chmod(0o755)
     bash = require_program("bash")
     env = {

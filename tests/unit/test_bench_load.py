@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import pytest
 
 from bench.harness.interleave import Case, Measured, median_ratio, pooled_percentile
 from bench.harness.load import LUA, QUANTILES, cpu_sample, cpu_use, wait_until_quiet, wrk
+from tests.conftest import require_program
 
 # A parent that starts a child which spins for `SPIN` seconds, then both idle.
 SPIN = 1.0
@@ -122,8 +122,8 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # wrk drops its connections mid-request when its window ends
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (Debian package wrk)")
 def test_a_wrk_window_reports_its_rate_and_latency_percentiles(tmp_path: Path) -> None:
+    require_program("wrk")
     server = _QuietServer(("127.0.0.1", 0), _Echo)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

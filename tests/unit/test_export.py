@@ -135,6 +135,11 @@ def test_exported_graph_is_dropout_free_with_a_dynamic_batch_and_the_pinned_opse
         assert all(out.shape == (rows, network.config.n_outputs) for out in outputs)
 
 
+def test_the_parity_tolerance_is_the_documented_one() -> None:
+    # Pinned: the docs promise ONNX equal to PyTorch eval within 1e-5 relative.
+    assert PARITY_TOLERANCE == 1e-5
+
+
 def test_export_records_a_finite_parity_error_within_tolerance() -> None:
     network, standardizer = make_model(seed=1, **DEEP)
     result = export_onnx(network, standardizer, name="toy")
