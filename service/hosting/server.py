@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from service.api import create_app
 from service.config import Settings
+from service.hosting.protocol import BoundedHttpToolsProtocol
 from service.observability import configure_logging
 from service.observability.process_metrics import ProcessPeers
 
@@ -93,6 +94,7 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=None,
         access_log=False,
+        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
     DrainingServer(config, app, settings.drain_delay_s).run(sockets=sockets)

@@ -1,5 +1,6 @@
-"""A short run of the soak test (tests/soak/): mixed load on a real server with hot reloads, no
-failed request, the new bundle version swapped in, and resident memory flat."""
+"""A short run of the soak test (tests/soak/): mixed load on a real server with hot reloads and
+clients that never read, no failed or mismatched answer, the new bundle version swapped in and
+answering, and resident memory flat."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.e2e.conftest import REPO_ROOT
 COMMAND = [
     *("-m", "tests.soak"),
     *("--duration", "6", "--warmup", "1", "--concurrency", "16", "--reload-every", "2"),
+    *("--idle-readers", "2"),
     "--quick",
 ]
 
@@ -42,5 +44,7 @@ def test_short_soak_has_no_errors_and_flat_memory() -> None:
     assert soak["reloads"] >= 2
     assert soak["failed_reloads"] == 0
     assert soak["reload_swapped"] == 1
+    assert soak["new_version_answered"] == 1
+    assert soak["unread_requests"] > 0
     assert soak["rss_growth_pct"] < 10
     assert "backpressure_503" in soak

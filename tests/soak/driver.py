@@ -1,18 +1,25 @@
 """Soak test: a real `dropserve serve` on 127.0.0.1 under mixed load, with hot reloads.
 
-`python -m tests.soak [--duration 60] [--concurrency 64] [--reload-every 10] [--quick]`
+`python -m tests.soak [--duration 60] [--concurrency 64] [--reload-every 10] [--idle-readers 4]
+[--quick]`
 
 The script copies the models folder into a temporary directory, starts its own server there
 with a random admin token, and drives it with an asyncio + httpx load generator: `concurrency`
 clients in closed loop, each sending /v1 predict or uncertainty requests for every model. Every
 `--reload-every` seconds it sends `POST /admin/reload`; before the first one it adds a new
-version of one model (a copy of its newest bundle), so that reload really loads and swaps
-something. The server's resident memory is read from /proc/<pid>/status after a warm-up and at
-the end.
+version of one model with different weights (its output bias shifted), so that reload really
+loads and swaps something a client can tell apart. Every answer is checked against the version
+it names: a prediction must equal ONNX Runtime on that version's graph, a seeded uncertainty
+answer must equal every other answer to the same body from the same version. Beside them,
+`--idle-readers` clients pipeline requests on raw connections and never read an answer, so
+unread responses must not pile up in the server. The server's resident memory is read from
+/proc/<pid>/status after a warm-up and at the end, while the idle readers still hold their
+connections.
 
-It prints a table and `SOAK <name> <value>` lines, and exits 1 when any request failed (a 503
-with Retry-After is back-pressure, counted apart and allowed), when a reload failed or swapped
-nothing, or when RSS grew by 10 % or more. Without `--quick` the result is written to
+It prints a table and `SOAK <name> <value>` lines, and exits 1 when any request failed or an
+answer did not match its version (a 503 with Retry-After is back-pressure, counted apart and
+allowed), when a reload failed or swapped nothing, when the new version never answered, or when
+RSS grew by 10 % or more. Without `--quick` the result is written to
 bench/results/soak-<date>.json. Only the server process it started is stopped, by its PID.
 """
 
@@ -33,10 +40,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+import torch
 
 from bench.harness.load import free_port
+from service.bundle import load_bundle, save_bundle
+from service.engines import OnnxEngine
+from service.export import export_onnx
+from service.training.provenance import onnx_fields
 from tests.soak.report import Stats, problems, report, summarise
 
 __all__ = ["main"]
@@ -47,11 +61,44 @@ RESULTS_DIR = REPO / "bench" / "results"
 
 @dataclass(frozen=True)
 class Target:
-    """Prepared request bodies for one model: (path, body) pairs per kind."""
+    """Prepared request bodies for one model, per kind, and the rows of its predict bodies."""
 
     name: str
     predict: list[bytes]
     uncertainty: list[bytes]
+    predict_rows: list[list[float]]
+
+
+@dataclass
+class Expected:
+    """What each version must answer: predictions from ONNX Runtime on its graph, and the first
+    answer seen to each seeded uncertainty body (any later one must be the same)."""
+
+    predictions: dict[tuple[str, int], np.ndarray]
+    uncertainty: dict[tuple[str, int, int], Any]
+
+    def add_version(self, models_dir: Path, target: Target, version: int) -> None:
+        bundle = load_bundle(models_dir / target.name / str(version))
+        engine = OnnxEngine(bundle, torch.device("cpu"), threads=1)
+        engine.load()
+        rows = np.asarray(target.predict_rows, dtype=np.float64)
+        self.predictions[target.name, version] = engine.predict(rows)
+
+    def mismatch(self, name: str, kind: str, index: int, answer: dict[str, Any]) -> str | None:
+        """Why `answer` is not what its version must answer, or None when it is."""
+        version = answer["version"]
+        assert isinstance(version, int)
+        predictions = answer["predictions"]
+        if kind == "uncertainty":
+            first = self.uncertainty.setdefault((name, version, index), predictions)
+            return None if first == predictions else f"{kind}: {name}/{version} answered twice"
+        expected = self.predictions.get((name, version))
+        if expected is None:
+            return f"{kind}: {name}/{version} is not a version on disk"
+        values = [p["probabilities"] if isinstance(p, dict) else p for p in predictions]
+        if not np.allclose(values, expected[index : index + 1], rtol=1e-6, atol=1e-9):
+            return f"{kind}: {name}/{version} does not match that version's graph"
+        return None
 
 
 def dropserve_command() -> list[str]:
@@ -89,31 +136,29 @@ def targets(models_dir: Path, samples: int, seed: int) -> list[Target]:
         def row(pairs: list[tuple[float, float]] = pairs) -> list[float]:
             return [round(mean + std * rng.gauss(0.0, 1.0), 4) for mean, std in pairs]
 
-        predict = [json.dumps({"instances": [row()]}).encode() for _ in range(32)]
+        rows = [row() for _ in range(32)]
+        predict = [json.dumps({"instances": [values]}).encode() for values in rows]
         uncertainty = [
             json.dumps({"instances": [row()], "samples": samples, "seed": i}).encode()
             for i in range(32)
         ]
-        prepared.append(Target(name, predict, uncertainty))
+        prepared.append(Target(name, predict, uncertainty, rows))
     return prepared
 
 
-def add_version(models_dir: Path, name: str) -> str:
-    """Copy the newest bundle of `name` as the next version; return `name/version`.
-
-    The copy is staged beside the bundles and renamed into place, so a reload never sees half a
-    bundle. The weights and graph are unchanged; only the manifest's version differs.
-    """
-    source = newest_bundles(models_dir)[name]
-    version = int(source.name) + 1
-    staging = models_dir / name / f".staging-{version}"
-    shutil.copytree(source, staging)
-    manifest_path = staging / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["version"] = version
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    staging.rename(models_dir / name / str(version))
-    return f"{name}/{version}"
+def add_version(models_dir: Path, name: str) -> int:
+    """Save the newest bundle of `name`, with its first output's bias shifted by one standard
+    unit, as the next version; return that version. `save_bundle` assembles it beside the
+    bundles and renames it into place, so a reload never sees half a bundle."""
+    source = load_bundle(newest_bundles(models_dir)[name])
+    manifest = source.manifest
+    network = source.network
+    with torch.no_grad():
+        network.linears[-1].bias[0] += 1.0
+    exported = export_onnx(network, manifest.standardizer(), name=name)
+    fields = manifest.model_dump(mode="json", exclude={"version", "files", "created_at"})
+    fields["onnx"] = onnx_fields(exported)
+    return save_bundle(models_dir, fields, network, exported.onnx_bytes).version
 
 
 def start_server(
@@ -163,6 +208,7 @@ async def client_loop(
     client: httpx.AsyncClient,
     plan: list[Target],
     stats: Stats,
+    expected: Expected,
     rng: random.Random,
     predict_share: float,
     stop_at: float,
@@ -170,7 +216,9 @@ async def client_loop(
     while time.monotonic() < stop_at:
         target = rng.choice(plan)
         kind = "predict" if rng.random() < predict_share else "uncertainty"
-        body = rng.choice(target.predict if kind == "predict" else target.uncertainty)
+        bodies = target.predict if kind == "predict" else target.uncertainty
+        index = rng.randrange(len(bodies))
+        body = bodies[index]
         started = time.perf_counter()
         try:
             response = await client.post(f"/v1/models/{target.name}/{kind}", content=body)
@@ -179,8 +227,13 @@ async def client_loop(
             continue
         elapsed_ms = (time.perf_counter() - started) * 1000
         if response.status_code == 200:
+            answer = response.json()
+            wrong = expected.mismatch(target.name, kind, index, answer)
+            if wrong is not None:
+                stats.errors[wrong] += 1
+                continue
             stats.latencies_ms[kind].append(elapsed_ms)
-            stats.versions.setdefault(target.name, set()).add(response.json()["version"])
+            stats.versions.setdefault(target.name, set()).add(answer["version"])
         elif response.status_code == 503 and "retry-after" in response.headers:
             stats.backpressure += 1
             await asyncio.sleep(min(float(response.headers["retry-after"]), 1.0) / 10)
@@ -191,7 +244,8 @@ async def client_loop(
 async def reload_loop(
     admin: httpx.AsyncClient,
     models_dir: Path,
-    bump: str,
+    bump: Target,
+    expected: Expected,
     every: float,
     stats: Stats,
     stop_at: float,
@@ -201,7 +255,10 @@ async def reload_loop(
     while time.monotonic() + every < stop_at:
         await asyncio.sleep(every)
         if added is None:
-            added = add_version(models_dir, bump)
+            version = await asyncio.to_thread(add_version, models_dir, bump.name)
+            expected.add_version(models_dir, bump, version)
+            added = f"{bump.name}/{version}"
+            stats.added = added
         started = time.perf_counter()
         response = await admin.post("/admin/reload")
         body = response.json()
@@ -216,10 +273,43 @@ async def reload_loop(
         )
 
 
+async def idle_reader(
+    port: int, body: bytes, path: str, stats: Stats, stop_at: float
+) -> asyncio.StreamWriter | None:
+    """Pipeline requests on one connection and never read an answer, reconnecting whenever the
+    server drops the connection. The server must bound what such a client costs it: stop reading
+    (flow control) or drop the connection, never keep queueing. Returns the last connection,
+    still open, or None when the server had just dropped it."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    writer: asyncio.StreamWriter | None = None
+    while time.monotonic() < stop_at:
+        if writer is None:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        try:
+            await asyncio.wait_for(writer.drain(), timeout=max(0.0, stop_at - time.monotonic()))
+        except TimeoutError:
+            break  # the server stopped reading this connection
+        except ConnectionError:
+            stats.dropped += 1
+            writer.close()
+            writer = None
+            continue
+        stats.unread += 1
+    return writer
+
+
 async def drive(
     base_url: str, token: str, models_dir: Path, args: argparse.Namespace, pid: int
 ) -> tuple[Stats, dict[str, float]]:
     plan = targets(models_dir, args.samples, args.seed)
+    expected = Expected({}, {})
+    for target in plan:
+        version = int(newest_bundles(models_dir)[target.name].name)
+        expected.add_version(models_dir, target, version)
     stats = Stats()
     warmup = Stats()  # the warm-up's requests are not scored, only checked for errors
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=None)
@@ -234,24 +324,46 @@ async def drive(
         warm_until = time.monotonic() + args.warmup
         await asyncio.gather(
             *(
-                client_loop(client, plan, warmup, random.Random(-i), args.predict_share, warm_until)
+                client_loop(
+                    client,
+                    plan,
+                    warmup,
+                    expected,
+                    random.Random(-i),
+                    args.predict_share,
+                    warm_until,
+                )
                 for i in range(args.concurrency)
             )
         )
         stats.errors.update(warmup.errors)
         memory["rss_start_mib"] = rss_mib(pid)
         stop_at = time.monotonic() + args.duration
-        bump = plan[0].name
-        await asyncio.gather(
-            reload_loop(admin, models_dir, bump, args.reload_every, stats, stop_at),
+        port = int(base_url.rsplit(":", 1)[1])
+        unread = plan[0].uncertainty[0].replace(b'"seed"', b'"return_samples": true, "seed"')
+        results = await asyncio.gather(
+            reload_loop(admin, models_dir, plan[0], expected, args.reload_every, stats, stop_at),
+            *(
+                idle_reader(port, unread, f"/v1/models/{plan[0].name}/uncertainty", stats, stop_at)
+                for _ in range(args.idle_readers)
+            ),
             *(
                 client_loop(
-                    client, plan, stats, random.Random(args.seed + i), args.predict_share, stop_at
+                    client,
+                    plan,
+                    stats,
+                    expected,
+                    random.Random(args.seed + i),
+                    args.predict_share,
+                    stop_at,
                 )
                 for i in range(args.concurrency)
             ),
         )
-        memory["rss_end_mib"] = rss_mib(pid)
+        memory["rss_end_mib"] = rss_mib(pid)  # the idle readers still hold their connections
+        for writer in results[1 : 1 + args.idle_readers]:
+            if isinstance(writer, asyncio.StreamWriter):
+                writer.close()
     return stats, memory
 
 
@@ -265,6 +377,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload-every", type=float, default=10.0, help="seconds between reloads")
     parser.add_argument("--samples", type=int, default=100, help="T of uncertainty requests")
     parser.add_argument("--predict-share", type=float, default=0.7, help="share of predicts")
+    parser.add_argument(
+        "--idle-readers", type=int, default=4, help="clients that send and never read an answer"
+    )
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="do not write bench/results")

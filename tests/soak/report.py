@@ -21,6 +21,9 @@ class Stats:
     backpressure: int = 0
     versions: dict[str, set[int]] = field(default_factory=dict)
     reloads: list[dict[str, Any]] = field(default_factory=list)
+    added: str | None = None  # `name/version` of the version added before the first reload
+    unread: int = 0  # requests the idle readers sent and never read an answer to
+    dropped: int = 0  # idle readers' connections the server dropped
 
     @property
     def ok(self) -> int:
@@ -43,6 +46,8 @@ def summarise(stats: Stats, memory: dict[str, float], args: argparse.Namespace) 
     every = [v for values in stats.latencies_ms.values() for v in values]
     failed_reloads = [r for r in stats.reloads if r["status"] != 200]
     swapped = bool(stats.reloads) and stats.reloads[0]["expected"] in stats.reloads[0]["loaded"]
+    name, _, version = (stats.added or "/").partition("/")
+    answered_new = version.isdigit() and int(version) in stats.versions.get(name, set())
     growth = 100 * (memory["rss_end_mib"] / memory["rss_start_mib"] - 1)
     return {
         "settings": {
@@ -52,9 +57,11 @@ def summarise(stats: Stats, memory: dict[str, float], args: argparse.Namespace) 
             "reload_every_s": args.reload_every,
             "samples": args.samples,
             "predict_share": args.predict_share,
+            "idle_readers": args.idle_readers,
             "seed": args.seed,
         },
-        "requests": stats.ok + stats.error_count + stats.backpressure,
+        # Answered requests; back-pressure 503s are counted apart, not as requests served.
+        "requests": stats.ok + stats.error_count,
         "ok": stats.ok,
         "errors": stats.error_count,
         "error_kinds": dict(stats.errors.most_common(10)),
@@ -74,6 +81,10 @@ def summarise(stats: Stats, memory: dict[str, float], args: argparse.Namespace) 
         "failed_reloads": len(failed_reloads),
         "reload_swapped": swapped,
         "versions_seen": {name: sorted(v) for name, v in stats.versions.items()},
+        "added_version": stats.added,
+        "new_version_answered": answered_new,
+        "unread_requests": stats.unread,
+        "idle_connections_dropped": stats.dropped,
         **{key: round(value, 1) for key, value in memory.items()},
         "rss_growth_pct": growth,
     }
@@ -98,6 +109,9 @@ def report(result: dict[str, Any]) -> None:
     print(f"SOAK reloads {len(result['reloads'])}")
     print(f"SOAK failed_reloads {result['failed_reloads']}")
     print(f"SOAK reload_swapped {int(result['reload_swapped'])}")
+    print(f"SOAK new_version_answered {int(result['new_version_answered'])}")
+    print(f"SOAK unread_requests {result['unread_requests']}")
+    print(f"SOAK idle_connections_dropped {result['idle_connections_dropped']}")
     print(f"SOAK rss_start_mib {result['rss_start_mib']:.1f}")
     print(f"SOAK rss_end_mib {result['rss_end_mib']:.1f}")
     print(f"SOAK rss_growth_pct {result['rss_growth_pct']:.1f}")
@@ -111,6 +125,8 @@ def problems(result: dict[str, Any]) -> list[str]:
         found.append(f"{result['failed_reloads']} reload(s) did not answer 200")
     if not result["reload_swapped"]:
         found.append("no reload loaded the new bundle version")
+    elif not result["new_version_answered"]:
+        found.append(f"no request was answered by {result['added_version']} after its reload")
     if result["rss_growth_pct"] >= MAX_RSS_GROWTH_PCT:
         found.append(f"RSS grew {result['rss_growth_pct']:.1f} % (limit {MAX_RSS_GROWTH_PCT:g} %)")
     if result["server_exit_code"] != 0:
