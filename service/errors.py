@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
-    "ConflictError",
     "DataError",
     "DropserveError",
     "ExportError",
@@ -71,12 +70,6 @@ class ForbiddenError(DropserveError):
     """The endpoint is disabled by configuration."""
 
     status_code = 403
-
-
-class ConflictError(DropserveError):
-    """The request cannot be carried out in the server's current configuration."""
-
-    status_code = 409
 
 
 class PayloadTooLargeError(DropserveError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,8 +20,10 @@ from service.api.routes import admin, health, ui
 from service.api.routes import metrics as metrics_route
 from service.config import Settings
 from service.dataplane import DataPlane, EngineFactory, ModelRegistry
+from service.dataplane.admin import ModelAdmin
+from service.dataplane.peers import ProcessPeers, answer_peers
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
-from service.observability.process_metrics import ProcessPeers, serve_own_metrics
+from service.observability.process_metrics import metrics_handler
 
 __all__ = ["create_app"]
 
@@ -42,7 +44,6 @@ def create_app(
     settings: Settings | None = None,
     *,
     peers: ProcessPeers | None = None,
-    on_reload: Callable[[], None] | None = None,
     engines: EngineFactory | None = None,
 ) -> FastAPI:
     """Build the app. Models are loaded after the server starts listening, so liveness answers
@@ -50,9 +51,8 @@ def create_app(
 
     Args:
         settings: the configuration; from the environment when omitted.
-        peers: this process's siblings when its host runs several on one port (None alone).
-        on_reload: called after `POST /admin/reload` reloaded this process, so the host can
-            have its other processes rescan too.
+        peers: this process's siblings when its host runs several on one port (None alone):
+            `/metrics` and the admin actions then reach every process.
         engines: builds the engines of each model version; the ONNX and PyTorch ones when
             omitted (tests of the HTTP edge pass fake ones).
     """
@@ -65,12 +65,14 @@ def create_app(
         if engines is not None:
             registry.engines = engines
         app.state.dataplane = DataPlane(registry, settings, observer=InferenceRecorder(metrics))
+        app.state.admin = admin = ModelAdmin(registry, peers)
         metrics.attach(app.state.dataplane)
         exporter = AsyncExitStack()
         if settings.metrics_port:
             exporter.enter_context(serve_metrics(metrics, settings.host, settings.metrics_port))
-        elif app.state.peers is not None:  # /metrics here answers for every process
-            await exporter.enter_async_context(serve_own_metrics(app.state.peers, metrics.registry))
+        if peers is not None:  # siblings ask this process for its metrics and admin actions
+            handlers = {"metrics": metrics_handler(metrics.registry), **admin.handlers()}
+            await exporter.enter_async_context(answer_peers(peers, handlers))
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
         loading.add_done_callback(_log_task_failure)
         hangup = _install_sighup_reload(registry)
@@ -91,7 +93,6 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.peers = peers
-    app.state.on_reload = on_reload
     # Middleware runs outermost-last-added: the fast path, innermost, sees a body that passed the
     # size, type and key checks; CORS answers preflights before keys are checked,
     # and keys are checked before a body is read; the access middleware, outermost, sees (and

@@ -6,22 +6,22 @@ thread hop per request that cost more than the whole ONNX prediction of a small 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from service.config import Settings
 from service.dataplane import DataPlane, ModelRegistry
+from service.dataplane.admin import ModelAdmin
+from service.dataplane.peers import ProcessPeers
 from service.observability import Metrics
-from service.observability.process_metrics import ProcessPeers
 
 __all__ = [
     "DataPlaneDep",
     "MetricsDep",
+    "ModelAdminDep",
     "PeersDep",
     "RegistryDep",
-    "ReloadRelayDep",
     "SettingsDep",
 ]
 
@@ -53,9 +53,9 @@ async def _peers(request: Request) -> ProcessPeers | None:
     return peers
 
 
-async def _reload_relay(request: Request) -> Callable[[], None] | None:
-    relay: Callable[[], None] | None = request.app.state.on_reload
-    return relay
+async def _model_admin(request: Request) -> ModelAdmin:
+    admin: ModelAdmin = request.app.state.admin
+    return admin
 
 
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
@@ -63,6 +63,5 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 # This process's siblings when several share the port; None in a single server process.
 PeersDep = Annotated[ProcessPeers | None, Depends(_peers)]
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
-# What the host does after this process reloaded (tell its siblings); None in a single process.
-ReloadRelayDep = Annotated[Callable[[], None] | None, Depends(_reload_relay)]
+ModelAdminDep = Annotated[ModelAdmin, Depends(_model_admin)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

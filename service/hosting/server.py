@@ -13,7 +13,6 @@ import math
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -21,9 +20,9 @@ from fastapi import FastAPI
 
 from service.api import create_app
 from service.config import Settings
+from service.dataplane.peers import ProcessPeers
 from service.hosting.protocol import BoundedHttpToolsProtocol
 from service.observability import configure_logging
-from service.observability.process_metrics import ProcessPeers
 
 __all__ = ["DrainingServer", "configure_logging", "serve"]
 
@@ -78,13 +77,11 @@ def serve(
     sockets: list[socket.socket] | None = None,
     *,
     peers: ProcessPeers | None = None,
-    on_reload: Callable[[], None] | None = None,
 ) -> None:
     """Serve every bundle under `settings.models_dir` until SIGTERM or SIGINT, on `sockets`
-    when given (a worker of service.hosting.supervisor, with its `peers` and reload relay) or
-    on host:port."""
+    when given (a worker of service.hosting.supervisor, with its `peers`) or on host:port."""
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, peers=peers, on_reload=on_reload)
+    app = create_app(settings, peers=peers)
     # uvicorn's records go through the same handler (log_config=None leaves logging to us);
     # its access log is off because the app writes its own access line per request.
     config = uvicorn.Config(

@@ -10,13 +10,11 @@ and exits 0 once all have exited cleanly; it forwards SIGHUP, on which every wor
 models folder; and it restarts a worker that dies on its own, after a pause that doubles while
 workers keep dying young.
 
-Each worker keeps its own state: models, queue bound, metrics. `/metrics` on the main port
-answers for every worker, each series labelled with its index: the one that took the scrape
-collects the others' over Unix sockets in a private folder the supervisor makes
-(service.observability.process_metrics). With DROPSERVE_METRICS_PORT each worker listens on
-METRICS_PORT + its index instead. `POST /admin/reload` reloads the
-worker that took it and then asks the supervisor to have all workers rescan; loading or
-unloading a single model is refused (409), since only one worker would see it.
+Each worker keeps its own state: models, queue bound, metrics. The workers reach each other
+over Unix sockets in a private folder the supervisor makes (service.dataplane.peers): `/metrics`
+on the main port answers for every worker, each series labelled with its index, and an admin
+action (reload, load or unload a model) is taken by every worker before it is answered. With
+DROPSERVE_METRICS_PORT each worker listens on METRICS_PORT + its index instead.
 """
 
 from __future__ import annotations
@@ -36,8 +34,8 @@ from types import FrameType
 
 from service.config import MAX_PROCESSES, Settings
 from service.cpus import available_cpus
+from service.dataplane.peers import ProcessPeers
 from service.observability import configure_logging
-from service.observability.process_metrics import ProcessPeers
 
 __all__ = ["process_count", "supervise"]
 
@@ -58,15 +56,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, supervisor: int, peers: ProcessPeers) -> None:
+def _worker(settings: Settings, sock: socket.socket, peers: ProcessPeers) -> None:
     """A worker process: the single-process server on the shared socket."""
     from service.hosting.server import serve
 
-    def relay_reload() -> None:
-        # SIGHUP to the supervisor, which forwards it to every worker (this one included).
-        os.kill(supervisor, signal.SIGHUP)
-
-    serve(settings, sockets=[sock], peers=peers, on_reload=relay_reload)
+    serve(settings, sockets=[sock], peers=peers)
 
 
 @dataclass
@@ -95,7 +89,6 @@ class _Supervisor:
             args=(
                 settings,
                 self.sock,
-                os.getpid(),
                 ProcessPeers(index, settings.processes, self.sockets_folder),
             ),
             name=f"dropserve-worker-{index}",

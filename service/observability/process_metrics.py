@@ -2,91 +2,47 @@
 
 The kernel hands each connection to one process, so a scrape of `/metrics` reaches one of them;
 answering only for itself, a counter would seem to jump back and forth between scrapes. So each
-process also answers its own exposition on a Unix socket in a private folder the supervisor
-made, and the process that takes a scrape collects its siblings' over those sockets and answers
-for all of them, every series labelled `process="<index>"` (sum them in PromQL). A sibling that
-does not answer in time (one being restarted) is left out of that scrape and counted in
-`dropserve_metrics_processes_missing`.
+process also answers `metrics` on its peer socket (service.dataplane.peers), and the process
+that takes a scrape collects its siblings' and answers for all of them, every series labelled
+`process="<index>"` (sum them in PromQL). A sibling that does not answer in time (one being
+restarted) is left out of that scrape and counted in `dropserve_metrics_processes_missing`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-__all__ = ["ProcessPeers", "collect_processes", "merge_expositions", "serve_own_metrics"]
+from service.dataplane.peers import Handler, ProcessPeers, ask_siblings
 
-logger = logging.getLogger(__name__)
+__all__ = ["collect_processes", "merge_expositions", "metrics_handler"]
 
 _TIMEOUT_S = 2.0
 
 
-@dataclass(frozen=True)
-class ProcessPeers:
-    """This process's place among the server processes: its index, how many there are, and
-    the folder of their metrics sockets."""
+def metrics_handler(registry: CollectorRegistry) -> Handler:
+    """What this process answers a sibling's `metrics`: its own exposition."""
 
-    index: int
-    count: int
-    folder: Path
+    async def answer(_: str) -> bytes:
+        return generate_latest(registry)
 
-    def socket(self, index: int) -> Path:
-        return self.folder / f"{index}.sock"
-
-
-@asynccontextmanager
-async def serve_own_metrics(
-    peers: ProcessPeers, registry: CollectorRegistry
-) -> AsyncIterator[None]:
-    """Answer this process's own exposition on its socket while the block runs."""
-    path = peers.socket(peers.index)
-    path.unlink(missing_ok=True)  # left by the process this one replaces
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            writer.write(generate_latest(registry))
-            await writer.drain()
-        except ConnectionError:
-            pass  # the asking process gave up
-        finally:
-            writer.close()
-
-    server = await asyncio.start_unix_server(answer, path=str(path))
-    try:
-        yield
-    finally:
-        server.close()
-        path.unlink(missing_ok=True)
-
-
-async def _fetch(path: Path) -> str | None:
-    try:
-        async with asyncio.timeout(_TIMEOUT_S):
-            reader, writer = await asyncio.open_unix_connection(str(path))
-            try:
-                return (await reader.read()).decode()
-            finally:
-                writer.close()
-    except (OSError, TimeoutError, UnicodeDecodeError) as exc:
-        logger.warning("metrics of server process at %s not collected: %r", path, exc)
-        return None
+    return answer
 
 
 async def collect_processes(peers: ProcessPeers, registry: CollectorRegistry) -> bytes:
     """This process's metrics and its siblings', labelled by process, as one exposition."""
-    others = [index for index in range(peers.count) if index != peers.index]
-    answers = await asyncio.gather(*(_fetch(peers.socket(index)) for index in others))
+    answers = await ask_siblings(peers, "metrics", timeout=_TIMEOUT_S)
     texts = {peers.index: generate_latest(registry).decode()}
-    texts.update((index, text) for index, text in zip(others, answers, strict=True) if text)
+    for index, answer in answers.items():
+        if answer:
+            try:
+                texts[index] = answer.decode()
+            except UnicodeDecodeError:
+                continue
     return merge_expositions(texts, missing=peers.count - len(texts))
 
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.dataplane.peers import ProcessPeers, answer_peers
 from service.observability import Metrics
 from service.observability.process_metrics import (
-    ProcessPeers,
     collect_processes,
     merge_expositions,
-    serve_own_metrics,
+    metrics_handler,
 )
+
+
+def serve_own_metrics(peers: ProcessPeers, registry: CollectorRegistry) -> Any:
+    """This process answering its siblings' `metrics`, as the app's lifespan sets it up."""
+    return answer_peers(peers, {"metrics": metrics_handler(registry)})
 
 
 def _metrics(requests: int) -> Metrics:
