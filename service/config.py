@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.cpus import available_cpus
+from service.resources import available_cpus
 
 __all__ = ["MAX_PROCESSES", "Settings", "get_settings"]
 
@@ -24,12 +24,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     processes: int = Field(
-        1,
+        0,
         ge=0,
         le=MAX_PROCESSES,
         description="Server processes sharing the port, each with its own models, queue and "
         "metrics (one Python process uses about one core); beyond 1 a supervisor process "
-        "restarts any that die. 0: one per available core on the CPU, one with CUDA.",
+        "restarts any that die. 0: one per core this server may use (CPU affinity and cgroup "
+        "quota), no more than fit in its memory; one when MC dropout runs on CUDA.",
     )
     device: str = Field(
         "auto",

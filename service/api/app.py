@@ -22,6 +22,7 @@ from service.config import Settings
 from service.dataplane import DataPlane, EngineFactory, ModelRegistry
 from service.dataplane.admin import ModelAdmin
 from service.dataplane.peers import ProcessPeers, answer_peers
+from service.dataplane.readiness import readiness_handler
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
 from service.observability.process_metrics import metrics_handler
 
@@ -71,7 +72,11 @@ def create_app(
         if settings.metrics_port:
             exporter.enter_context(serve_metrics(metrics, settings.host, settings.metrics_port))
         if peers is not None:  # siblings ask this process for its metrics and admin actions
-            handlers = {"metrics": metrics_handler(metrics.registry), **admin.handlers()}
+            handlers = {
+                "metrics": metrics_handler(metrics.registry),
+                "ready": readiness_handler(app.state.dataplane),
+                **admin.handlers(),
+            }
             await exporter.enter_async_context(answer_peers(peers, handlers))
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
         loading.add_done_callback(_log_task_failure)

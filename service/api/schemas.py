@@ -24,3 +24,8 @@ class ReadinessResponse(BaseModel):
     status: Literal["ready", "loading", "not_ready", "draining"]
     models: dict[str, list[int]] = Field(description="Loaded model names and versions.")
     failed: dict[str, str] = Field(default_factory=dict, description="Bundles that were skipped.")
+    processes: dict[str, str] | None = Field(
+        None,
+        description="With several server processes, when one is not ready: each one's status "
+        "by index (`down`: not running, e.g. backing off before a restart).",
+    )

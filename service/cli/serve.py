@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,13 +112,28 @@ def _serve(args: argparse.Namespace) -> int:
             f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
         )
         return 2
-    from service.hosting.supervisor import process_count, supervise
+    from service.hosting.sizing import plan_processes
+    from service.hosting.supervisor import supervise
+    from service.observability import configure_logging
 
-    settings = settings.model_copy(update={"processes": process_count(settings)})
+    configure_logging(settings.log_level, settings.log_format)
+    plan = plan_processes(settings, cuda=_mc_on_cuda(settings))
+    logging.getLogger("service.hosting").info("%d server process(es): %s", plan.count, plan.reason)
+    settings = settings.model_copy(update={"processes": plan.count})
     if settings.processes > 1:
         return supervise(settings)
     serve(settings)
     return 0
+
+
+def _mc_on_cuda(settings: Settings) -> bool:
+    """Whether MC dropout would run on CUDA (only asked when the process count is to be
+    chosen: importing torch costs the CLI a second)."""
+    if settings.processes or settings.device == "cpu":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:

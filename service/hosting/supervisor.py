@@ -32,12 +32,11 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from service.config import MAX_PROCESSES, Settings
-from service.cpus import available_cpus
+from service.config import Settings
 from service.dataplane.peers import ProcessPeers
 from service.observability import configure_logging
 
-__all__ = ["process_count", "supervise"]
+__all__ = ["supervise"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +57,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _worker(settings: Settings, sock: socket.socket, peers: ProcessPeers) -> None:
     """A worker process: the single-process server on the shared socket."""
+    # A SIGHUP relayed while this worker still imports would end it (the default action); the
+    # models it is about to load are the folder's current ones anyway. The app's own handler
+    # replaces this once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from service.hosting.server import serve
 
     serve(settings, sockets=[sock], peers=peers)
@@ -142,22 +145,6 @@ class _Supervisor:
         while time.monotonic() < deadline and not self.stopping:
             time.sleep(0.1)
         return None if self.stopping else self.start(slot.index)
-
-
-def process_count(settings: Settings) -> int:
-    """Server processes to run: the setting, or for 0 one per core this server may use.
-
-    With MC dropout on CUDA, 0 means one process: each would hold its own CUDA context and
-    copy of every model on the GPU, and their kernels would queue on the same device anyway.
-    """
-    if settings.processes:
-        return settings.processes
-    if settings.device != "cpu":
-        import torch  # already imported by the server; not needed for an explicit count
-
-        if torch.cuda.is_available():
-            return 1
-    return min(available_cpus(), MAX_PROCESSES)
 
 
 def supervise(settings: Settings) -> int:

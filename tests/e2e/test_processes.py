@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cpus import available_cpus
+from service.resources import available_cpus
 from tests.e2e.conftest import (
     Server,
     live_processes,
@@ -283,3 +283,16 @@ def test_metrics_on_the_main_port_answer_for_every_process(tmp_path: Path) -> No
         assert seen == {"0", "1"}
     finally:
         assert stop_server(server) == 0
+
+
+def test_the_default_server_runs_one_process_per_core_and_says_why(server: Server) -> None:
+    # `server` is the session's default `dropserve serve`, started without DROPSERVE_PROCESSES.
+    cores = available_cpus()
+    found = re.search(rf"(\d+) server process\(es\): one per core: {cores} available", server.log())
+    assert found, server.log()
+    count = int(found[1])
+    assert 1 <= count <= cores  # fewer only where the log says memory allows fewer
+    if count < cores:
+        assert "memory allows" in server.log()
+    if count > 1:
+        assert len(workers(server.process.pid)) == count

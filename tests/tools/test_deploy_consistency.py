@@ -50,7 +50,10 @@ def seconds(duration: str | int | float) -> float:
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: str(item["value"]) for item in container.get("env", [])}
+    """The container's literal environment (entries filled in by Kubernetes are left out)."""
+    return {
+        item["name"]: str(item["value"]) for item in container.get("env", []) if "value" in item
+    }
 
 
 def shutdown_budget(env: dict[str, Any]) -> float:
@@ -159,6 +162,20 @@ def test_pods_run_the_image_command_with_the_same_probes(
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001, "the image's USER"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize("manifest", [DEPLOYMENT, KSERVE[0]])
+def test_cpu_pods_run_one_process_per_requested_cpu(
+    manifest: str, pod_containers: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+) -> None:
+    # With no CPU limit, DROPSERVE_PROCESSES=0 would count the node's cores: the pods pass
+    # their CPU request instead, rounded up to whole cores.
+    _, container = pod_containers[manifest]
+    (entry,) = [item for item in container["env"] if item["name"] == "DROPSERVE_PROCESSES"]
+    field = entry["valueFrom"]["resourceFieldRef"]
+    assert field == {"resource": "requests.cpu", "divisor": "1"}
+    assert "cpu" not in container["resources"].get("limits", {})
+    assert container["resources"]["requests"]["cpu"]
 
 
 def test_service_and_autoscaler_point_at_the_deployment(repo_root: Path) -> None:

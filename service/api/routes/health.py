@@ -1,12 +1,14 @@
-"""Liveness and readiness: live while the process runs, ready once every model is loaded."""
+"""Liveness and readiness: live while the process runs, ready once every model is loaded (in
+every server process that answers: service.dataplane.readiness)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import DataPlaneDep
+from service.api.deps import DataPlaneDep, PeersDep
 from service.api.schemas import HealthResponse, ReadinessResponse
+from service.dataplane.readiness import readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -23,19 +25,17 @@ async def live() -> HealthResponse:
         503: {"model": ReadinessResponse, "description": "Still loading or nothing loaded."}
     },
 )
-async def ready(dataplane: DataPlaneDep) -> JSONResponse:
+async def ready(dataplane: DataPlaneDep, peers: PeersDep) -> JSONResponse:
     registry = dataplane.registry
     models = {name: list(versions) for name, versions in registry.models().items()}
-    if dataplane.draining:
-        status, code = "draining", 503
-    elif not registry.ready:
-        status, code = "loading", 503
-    elif not models:
-        status, code = "not_ready", 503
-    else:
-        status, code = "ready", 200
-    body = ReadinessResponse(status=status, models=models, failed=registry.failures)
-    return JSONResponse(body.model_dump(), status_code=code)
+    state = await readiness(dataplane, peers)
+    body = ReadinessResponse(
+        status=state.status,
+        models=models,
+        failed=registry.failures,
+        processes={str(index): status for index, status in state.processes.items()} or None,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if state.ready else 503)
 
 
 __all__ = ["router"]

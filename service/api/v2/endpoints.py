@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.api.deps import DataPlaneDep, RegistryDep
+from service.api.deps import DataPlaneDep, PeersDep, RegistryDep
 from service.api.fast_json import JSONRoute
 from service.api.schemas import ErrorResponse
 from service.api.v2.codec import HEADER_LENGTH, EncodedResponse
@@ -28,6 +28,7 @@ from service.api.v2.schemas import (
     ServerReadyResponse,
     inline_schema,
 )
+from service.dataplane.readiness import readiness
 from service.errors import NotReadyError
 
 __all__ = ["router"]
@@ -67,14 +68,14 @@ async def live() -> ServerLiveResponse:
 
 
 @router.get("/health/ready", response_model=ServerReadyResponse, responses=_ERRORS)
-async def ready(dataplane: DataPlaneDep) -> ServerReadyResponse:
+async def ready(dataplane: DataPlaneDep, peers: PeersDep) -> ServerReadyResponse:
     """200 once every bundle is loaded and warmed; 503 while loading, draining or empty."""
-    registry = dataplane.registry
-    if dataplane.draining:
+    state = await readiness(dataplane, peers)
+    if state.status == "draining":
         raise NotReadyError("the server is shutting down; send requests to another replica")
-    if not registry.ready:
+    if state.status == "loading":
         raise NotReadyError("models are still loading; retry when /v2/health/ready answers 200")
-    if not registry.models():
+    if not state.ready:
         raise NotReadyError("no model is loaded; the server log says which bundles failed")
     return ServerReadyResponse(ready=True)
 

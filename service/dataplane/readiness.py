@@ -1,0 +1,70 @@
+"""Readiness of the server, across its processes.
+
+A process is ready once its models are loaded and warmed, and while it is not draining. With
+several processes on one port, a load balancer's probe reaches one of them, but every process
+takes connections as soon as it runs: so a process answers ready only when every sibling that
+answers is ready too, and one still loading makes the probe wait. A sibling that does not answer
+at all (it died and is backing off before a restart) accepts no connections either: it is named
+in the answer but does not hold the others back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from service.dataplane.peers import Handler, ProcessPeers, ask_siblings
+from service.dataplane.plane import DataPlane
+
+__all__ = ["DOWN", "READY", "Readiness", "readiness", "readiness_handler"]
+
+READY = "ready"
+DOWN = "down"
+_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The server's status; `processes` names each process's when one is not ready (by index)."""
+
+    status: str
+    processes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.status == READY
+
+
+def own_status(dataplane: DataPlane) -> str:
+    """This process alone: draining, loading, not_ready (nothing loaded) or ready."""
+    registry = dataplane.registry
+    if dataplane.draining:
+        return "draining"
+    if not registry.ready:
+        return "loading"
+    if not registry.models():
+        return "not_ready"
+    return READY
+
+
+async def readiness(dataplane: DataPlane, peers: ProcessPeers | None) -> Readiness:
+    """This process's status, held back by any sibling that answers and is not ready."""
+    own = own_status(dataplane)
+    if peers is None or own != READY:
+        return Readiness(own)
+    answers = await ask_siblings(peers, "ready", timeout=_TIMEOUT_S)
+    statuses = {peers.index: own}
+    for index, answer in answers.items():
+        statuses[index] = answer.decode(errors="replace") if answer else DOWN
+    if all(status == READY for status in statuses.values()):
+        return Readiness(READY)
+    waiting = [status for status in statuses.values() if status not in (READY, DOWN)]
+    return Readiness(waiting[0] if waiting else READY, dict(sorted(statuses.items())))
+
+
+def readiness_handler(dataplane: DataPlane) -> Handler:
+    """What this process answers a sibling's `ready`: its own status."""
+
+    async def answer(_: str) -> bytes:
+        return own_status(dataplane).encode()
+
+    return answer
