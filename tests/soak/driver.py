@@ -102,8 +102,11 @@ def add_version(models_dir: Path, name: str) -> str:
     """Copy the newest bundle of `name` as the next version; return `name/version`.
 
     The copy is staged beside the bundles and renamed into place, so a reload never sees half a
-    bundle. The weights and graph are unchanged; only the manifest's version differs.
+    bundle. The weights and graph are unchanged; only the manifest's version (and so its
+    digest) differs.
     """
+    from service.bundle.digest import compute_digest  # late: the clients never need torch
+
     source = newest_bundles(models_dir)[name]
     version = int(source.name) + 1
     staging = models_dir / name / f".staging-{version}"
@@ -111,6 +114,7 @@ def add_version(models_dir: Path, name: str) -> str:
     manifest_path = staging / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["version"] = version
+    manifest["digest"] = compute_digest(manifest)  # the server refuses an unsigned edit
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     staging.rename(models_dir / name / str(version))
     return f"{name}/{version}"
