@@ -263,9 +263,16 @@ def sign_bundle(path: Path, policy: ReadPolicy | None = None) -> Manifest:
 def _write_manifest(folder: Path, document: dict[str, Any]) -> None:
     # Written beside and renamed over, so a reload never reads half a manifest.
     staged = folder / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
-    staged.write_text(json.dumps(document, indent=2) + "\n")
-    os.chmod(staged, 0o644)
-    staged.replace(folder / MANIFEST_FILE)
+    try:
+        staged.write_text(json.dumps(document, indent=2) + "\n")
+        os.chmod(staged, 0o644)
+        staged.replace(folder / MANIFEST_FILE)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise BundleError(
+            f"{folder / MANIFEST_FILE}: cannot write the manifest ({exc.strerror}); run this "
+            "as a user who may write the bundle's folder"
+        ) from exc
 
 
 def read_manifest_dict(path: Path) -> dict[str, Any]:
