@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness.load import free_port
+from service.bundle.digest import compute_digest
 from tests.soak.report import Stats, problems, report, summarise
 
 __all__ = ["main"]
@@ -105,8 +106,6 @@ def add_version(models_dir: Path, name: str) -> str:
     bundle. The weights and graph are unchanged; only the manifest's version (and so its
     digest) differs.
     """
-    from service.bundle.digest import compute_digest  # late: the clients never need torch
-
     source = newest_bundles(models_dir)[name]
     version = int(source.name) + 1
     staging = models_dir / name / f".staging-{version}"
