@@ -168,6 +168,24 @@ class Settings(BaseSettings):
         description="Serve the playground page at / and /ui/ (a model's prediction and its "
         "uncertainty in the browser); false answers 404 there.",
     )
+    follow_outside_symlinks: bool = Field(
+        False,
+        description="Follow symlinks in the models folder that lead outside it (a bundle's "
+        "folder or files kept elsewhere); false refuses such a bundle. Links that stay inside "
+        "the folder, such as a Kubernetes volume's, are always followed.",
+    )
+    max_bundle_file_bytes: int = Field(
+        1 << 30,  # service.bundle.DEFAULT_MAX_FILE_BYTES; not imported, which would load torch
+        ge=1024,
+        description="Largest ONNX graph or weights file a bundle may have, checked before it is "
+        "read (a manifest may have 1 MiB).",
+    )
+    bundle_load_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a model version may take to verify, load and warm up; a slower "
+        "one is reported failed and the reload goes on without it.",
+    )
 
     @field_validator("admin_token", mode="before")
     @classmethod

@@ -8,6 +8,8 @@ with `save_bundle` exactly as the training command would save it.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from service.training.provenance import library_versions, onnx_fields
 
 __all__ = [
     "CLASSES",
+    "edit_manifest",
     "make_bundle",
     "make_config",
     "make_model",
@@ -166,3 +169,21 @@ def make_bundle(
     fields = manifest_fields(name, network, standardizer, export)
     manifest = save_bundle(models_dir, fields, network, export.onnx_bytes)
     return models_dir / manifest.name / str(manifest.version)
+
+
+def edit_manifest(
+    bundle: Path, change: Callable[[dict[str, Any]], None], *, resign: bool = False
+) -> None:
+    """Change a bundle's manifest.json in place, as someone with write access to it could.
+
+    With `resign`, a manifest that carries a digest gets the digest of its new content (what a
+    tamperer who knows the format writes); without, the digest is left stale.
+    """
+    path = bundle / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    if resign and "digest" in data:
+        from service.bundle.digest import compute_digest  # late: older code has none
+
+        data["digest"] = compute_digest(data)
+    path.write_text(json.dumps(data, indent=2))

@@ -1,5 +1,6 @@
 """Model bundles on disk: `models/<name>/<version>/` with manifest, ONNX graph and weights."""
 
+from service.bundle.files import DEFAULT_MAX_FILE_BYTES, ReadPolicy
 from service.bundle.manifest import (
     MANIFEST_FILE,
     ONNX_FILE,
@@ -16,10 +17,12 @@ from service.bundle.store import (
     load_bundle,
     next_version,
     save_bundle,
+    sign_bundle,
     verify_bundle,
 )
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "MANIFEST_FILE",
     "ONNX_FILE",
     "WEIGHTS_FILE",
@@ -28,10 +31,12 @@ __all__ = [
     "Manifest",
     "Normalization",
     "OnnxInfo",
+    "ReadPolicy",
     "TrainingInfo",
     "discover",
     "load_bundle",
     "next_version",
     "save_bundle",
+    "sign_bundle",
     "verify_bundle",
 ]

@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.bundle.digest import DIGEST_PATTERN
 from service.model import MLPConfig, Standardizer
 
 __all__ = [
+    "BUNDLE_FILES",
     "MANIFEST_FILE",
     "ONNX_FILE",
     "WEIGHTS_FILE",
@@ -29,6 +31,8 @@ Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 MAX_EXAMPLES = 16
+BUNDLE_FILES = (ONNX_FILE, WEIGHTS_FILE)
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Strict(BaseModel):
@@ -116,7 +120,13 @@ class Manifest(_Strict):
     onnx: OnnxInfo
     library_versions: dict[str, str]
     created_at: datetime
-    files: dict[str, str] = Field(description="sha256 of every other file in the bundle")
+    files: dict[str, Sha256] = Field(description="sha256 of every other file in the bundle")
+    digest: str | None = Field(
+        default=None,
+        pattern=DIGEST_PATTERN,
+        description="sha256 of this manifest's canonical JSON without this field "
+        "(service.bundle.digest); written by save_bundle and `dropserve sign`",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -143,9 +153,16 @@ class Manifest(_Strict):
                 raise ValueError("a regression manifest needs target normalization statistics")
             if len(norm.target_mean) != n_out or len(norm.target_std) != n_out:
                 raise ValueError(f"normalization must have {n_out} target statistics")
-        for required in (ONNX_FILE, WEIGHTS_FILE):
+        for required in BUNDLE_FILES:
             if required not in self.files:
                 raise ValueError(f"files must list {required}")
+        # Only the bundle's own plain file names: an entry is a path the loader would open.
+        unknown = sorted(set(self.files) - set(BUNDLE_FILES))
+        if unknown:
+            raise ValueError(
+                f"files lists {', '.join(repr(u) for u in unknown)}; a bundle holds only "
+                f"{' and '.join(BUNDLE_FILES)}, in its own folder"
+            )
         return self
 
     @property

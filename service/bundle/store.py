@@ -18,7 +18,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
-from service.bundle.manifest import MANIFEST_FILE, NAME_PATTERN, ONNX_FILE, WEIGHTS_FILE, Manifest
+from service.bundle.digest import DIGEST_FIELD, check_digest, compute_digest, parse_document
+from service.bundle.files import MAX_MANIFEST_BYTES, ReadPolicy, read_bundle_file
+from service.bundle.manifest import (
+    BUNDLE_FILES,
+    MANIFEST_FILE,
+    NAME_PATTERN,
+    ONNX_FILE,
+    WEIGHTS_FILE,
+    Manifest,
+)
+from service.bundle.parity import check_parity
 from service.errors import BundleError
 from service.model import DropoutMLP
 
@@ -30,6 +40,7 @@ __all__ = [
     "read_manifest_dict",
     "save_bundle",
     "sha256_file",
+    "sign_bundle",
     "verify_bundle",
 ]
 
@@ -90,9 +101,9 @@ def save_bundle(
 ) -> Manifest:
     """Write a new version of a bundle and return its manifest.
 
-    `manifest_fields` holds every manifest field except `version`, `files` and `created_at`,
-    which are decided here. The bundle is assembled in a temporary folder and renamed into place,
-    so a server scanning `models_dir` never sees half a bundle.
+    `manifest_fields` holds every manifest field except `version`, `files`, `created_at` and
+    `digest`, which are decided here. The bundle is assembled in a temporary folder and
+    renamed into place, so a server scanning `models_dir` never sees half a bundle.
     """
     name = manifest_fields["name"]
     name_dir = models_dir / name
@@ -110,14 +121,17 @@ def save_bundle(
             files = {f: sha256_file(staging / f) for f in (ONNX_FILE, WEIGHTS_FILE)}
             manifest = Manifest.model_validate(
                 {
-                    **manifest_fields,
+                    **{k: v for k, v in manifest_fields.items() if k != DIGEST_FIELD},
                     "version": version,
                     "files": files,
                     "created_at": datetime.now(UTC),
                 }
             )
-            (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-            os.chmod(staging / MANIFEST_FILE, 0o644)
+            # The digest covers the document exactly as it is read back, not the model.
+            document = json.loads(manifest.model_dump_json(exclude={DIGEST_FIELD}))
+            document[DIGEST_FIELD] = compute_digest(document)
+            _write_manifest(staging, document)
+            manifest = Manifest.model_validate(document)
             os.chmod(staging, 0o755)
             try:
                 staging.rename(name_dir / str(version))
@@ -130,9 +144,9 @@ def save_bundle(
     raise BundleError(f"could not allocate a new version under {name_dir} after 10 attempts")
 
 
-def _parse_manifest(manifest_path: Path, raw: bytes) -> Manifest:
+def _validate(manifest_path: Path, document: dict[str, Any]) -> Manifest:
     try:
-        return Manifest.model_validate_json(raw)
+        return Manifest.model_validate(document)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
@@ -141,8 +155,45 @@ def _parse_manifest(manifest_path: Path, raw: bytes) -> Manifest:
         raise BundleError(f"{manifest_path}: invalid manifest: {problems}") from exc
 
 
-def verify_bundle(path: Path) -> tuple[Manifest, str, dict[str, bytes]]:
-    """Read a bundle's files once and check them against the manifest.
+def _verify(
+    path: Path, policy: ReadPolicy, *, require_digest: bool
+) -> tuple[Manifest, dict[str, Any], str, dict[str, bytes]]:
+    policy.check_folder(path)
+    manifest_path = path / MANIFEST_FILE
+    raw = read_bundle_file(
+        manifest_path, path, policy, label="the manifest", max_bytes=MAX_MANIFEST_BYTES
+    )
+    document = parse_document(raw, manifest_path)
+    manifest = _validate(manifest_path, document)
+    if path.parent.name != manifest.name or path.name != str(manifest.version):
+        raise BundleError(
+            f"{manifest_path}: manifest says {manifest.name}/{manifest.version} "
+            f"but the bundle lies in {path.parent.name}/{path.name}"
+        )
+    if require_digest:
+        check_digest(document, manifest_path)
+    contents: dict[str, bytes] = {}
+    for filename in BUNDLE_FILES:  # the schema allows no other names in `files`
+        file_path = path / filename
+        data = read_bundle_file(file_path, path, policy, label="file listed in the manifest")
+        if hashlib.sha256(data).hexdigest() != manifest.files[filename]:
+            raise BundleError(
+                f"{file_path}: sha256 mismatch with the manifest; the file was changed after "
+                "the bundle was written. Restore it, or train or export the bundle again"
+            )
+        contents[filename] = data
+    return manifest, document, hashlib.sha256(raw).hexdigest(), contents
+
+
+def verify_bundle(
+    path: Path, policy: ReadPolicy | None = None
+) -> tuple[Manifest, str, dict[str, bytes]]:
+    """Read a bundle's files once and check them against the manifest and its digest.
+
+    Args:
+        path: the bundle folder, `<models_dir>/<name>/<version>`.
+        policy: where its files may live and how large they may be (default: the bundle's
+            grandparent, no symlinks out of it, `DEFAULT_MAX_FILE_BYTES`).
 
     Returns:
         The manifest, the sha256 of manifest.json (identifies this exact bundle), and the bytes
@@ -151,48 +202,37 @@ def verify_bundle(path: Path) -> tuple[Manifest, str, dict[str, bytes]]:
     Raises:
         BundleError: naming the file and the problem.
     """
-    manifest_path = path / MANIFEST_FILE
-    try:
-        raw = manifest_path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"{manifest_path}: cannot read the manifest ({exc.strerror})") from exc
-    manifest = _parse_manifest(manifest_path, raw)
-    if path.parent.name != manifest.name or path.name != str(manifest.version):
-        raise BundleError(
-            f"{manifest_path}: manifest says {manifest.name}/{manifest.version} "
-            f"but the bundle lies in {path.parent.name}/{path.name}"
-        )
-    contents: dict[str, bytes] = {}
-    for filename, expected in manifest.files.items():
-        file_path = path / filename
-        try:
-            data = file_path.read_bytes()
-        except OSError as exc:
-            raise BundleError(f"{file_path}: file listed in the manifest is missing") from exc
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected:
-            raise BundleError(
-                f"{file_path}: sha256 mismatch (manifest {expected[:12]}..., "
-                f"file {actual[:12]}...); the file was changed after the bundle was written"
-            )
-        contents[filename] = data
-    return manifest, hashlib.sha256(raw).hexdigest(), contents
+    manifest, _, manifest_sha256, contents = _verify(
+        path, policy or ReadPolicy(), require_digest=True
+    )
+    return manifest, manifest_sha256, contents
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Load and verify a bundle folder.
-
-    Raises:
-        BundleError: a file is missing or fails its checksum, the manifest does not match its
-            schema or its folder, or the weights do not fit the declared architecture.
-    """
-    manifest, manifest_sha256, contents = verify_bundle(path)
+def _network(path: Path, manifest: Manifest, weights: bytes) -> DropoutMLP:
     network = DropoutMLP(manifest.mlp_config())
     try:
-        network.load_state_dict(load_safetensors(contents[WEIGHTS_FILE]), strict=True)
+        network.load_state_dict(load_safetensors(weights), strict=True)
     except (SafetensorError, RuntimeError) as exc:
         raise BundleError(f"{path / WEIGHTS_FILE}: weights do not fit the manifest: {exc}") from exc
-    network.eval()
+    return network.eval()
+
+
+def load_bundle(path: Path, policy: ReadPolicy | None = None) -> Bundle:
+    """Load and verify a bundle folder.
+
+    Args:
+        path: the bundle folder, `<models_dir>/<name>/<version>`.
+        policy: as for `verify_bundle`.
+
+    Raises:
+        BundleError: a file is missing, outside the models folder, not a regular file, too
+            large or fails its checksum; the manifest does not match its schema, its folder or
+            its digest; the weights do not fit the declared architecture; or the network and
+            the ONNX graph disagree on the manifest's rows.
+    """
+    manifest, manifest_sha256, contents = verify_bundle(path, policy)
+    network = _network(path, manifest, contents[WEIGHTS_FILE])
+    check_parity(path, manifest, network, contents[ONNX_FILE])
     return Bundle(
         path=path,
         manifest=manifest,
@@ -200,6 +240,39 @@ def load_bundle(path: Path) -> Bundle:
         onnx_bytes=contents[ONNX_FILE],
         manifest_sha256=manifest_sha256,
     )
+
+
+def sign_bundle(path: Path, policy: ReadPolicy | None = None) -> Manifest:
+    """Write the digest of a bundle's manifest, after every other check of `load_bundle`.
+
+    Signing says the manifest's content is trusted as it stands: use it on bundles saved before
+    manifests carried a digest, or after reviewing a deliberate edit.
+
+    Raises:
+        BundleError: the bundle fails any check but the digest (then nothing is written).
+    """
+    manifest, document, _, contents = _verify(path, policy or ReadPolicy(), require_digest=False)
+    check_parity(
+        path, manifest, _network(path, manifest, contents[WEIGHTS_FILE]), contents[ONNX_FILE]
+    )
+    document[DIGEST_FIELD] = compute_digest(document)
+    _write_manifest(path, document)
+    return Manifest.model_validate(document)
+
+
+def _write_manifest(folder: Path, document: dict[str, Any]) -> None:
+    # Written beside and renamed over, so a reload never reads half a manifest.
+    staged = folder / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
+    try:
+        staged.write_text(json.dumps(document, indent=2) + "\n")
+        os.chmod(staged, 0o644)
+        staged.replace(folder / MANIFEST_FILE)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise BundleError(
+            f"{folder / MANIFEST_FILE}: cannot write the manifest ({exc.strerror}); run this "
+            "as a user who may write the bundle's folder"
+        ) from exc
 
 
 def read_manifest_dict(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from service import __version__
 from service.cli.common import Handler, SubParsers
 from service.cli.evaluate import add_evaluate
 from service.cli.serve import add_serve
+from service.cli.sign import add_sign
 from service.cli.train import add_export, add_train
 from service.errors import DropserveError
 
@@ -26,6 +27,7 @@ REGISTRARS: list[Callable[[SubParsers], None]] = [
     add_train,
     add_export,
     add_evaluate,
+    add_sign,
 ]
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.bundle import Bundle, Manifest, discover, load_bundle, verify_bundle
+from service.bundle import Bundle, Manifest, ReadPolicy, discover, load_bundle, verify_bundle
 from service.config import Settings
 from service.device import resolve_torch_device
 from service.engines import DeterministicEngine, EngineFactory, StochasticEngine, build_engines
 from service.engines.precision import Setting, resolve_precision
-from service.errors import DropserveError, ModelNotFoundError, NotReadyError
+from service.errors import BundleError, DropserveError, ModelNotFoundError, NotReadyError
 
 __all__ = ["EngineFactory", "LoadedModel", "ModelRegistry", "ReloadReport"]
 
@@ -104,9 +104,16 @@ class ModelRegistry:
     _unloaded: frozenset[str] = field(default_factory=frozenset, init=False)
     _ready: threading.Event = field(default_factory=threading.Event, init=False)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stuck: dict[str, threading.Thread] = field(default_factory=dict, init=False)
+    _policy: ReadPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         self.device = resolve_torch_device(self.settings.device)
+        self._policy = ReadPolicy(
+            models_dir=Path(self.settings.models_dir),
+            follow_outside_symlinks=self.settings.follow_outside_symlinks,
+            max_file_bytes=self.settings.max_bundle_file_bytes,
+        )
         if self.settings.torch_threads:  # process-wide: the engines' forwards run on these
             torch.set_num_threads(self.settings.torch_threads)
 
@@ -155,7 +162,7 @@ class ModelRegistry:
                     model: LoadedModel | None
                     began = time.perf_counter()
                     try:
-                        model = self._refresh(path, old)
+                        model = self._refresh_bounded(path, old)
                     except DropserveError as exc:
                         logger.error("bundle %s: %s", path, exc.message)
                         failed[str(path)] = exc.message
@@ -202,16 +209,57 @@ class ModelRegistry:
         logger.info("unloaded model %s (versions %s) on request", name, versions)
         return versions
 
+    def _refresh_bounded(self, path: Path, old: LoadedModel | None) -> LoadedModel:
+        """`_refresh` on its own thread, given up after the load timeout.
+
+        A load that never ends (a file on a hung mount, a runtime that deadlocks) would hold
+        the reload lock and so every later reload, load and unload. The abandoned thread holds
+        no lock and its result is dropped; it is a daemon, so it cannot delay the exit either.
+        """
+        key = str(path)
+        timeout = self.settings.bundle_load_timeout_s
+        earlier = self._stuck.get(key)
+        if earlier is not None and earlier.is_alive():
+            # One stuck thread per version at most, however often reloads are asked for.
+            raise BundleError(
+                f"{path}: an earlier load of this version has not finished after the "
+                f"DROPSERVE_BUNDLE_LOAD_TIMEOUT_S of {timeout:g} s; check its files and the "
+                "filesystem they are on, then reload again"
+            )
+        outcome: list[LoadedModel | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self._refresh(path, old))
+            except BaseException as exc:  # handed to the reload thread, which reports it
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, name=f"load {key}", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            self._stuck[key] = thread
+            raise BundleError(
+                f"{path}: loading took longer than DROPSERVE_BUNDLE_LOAD_TIMEOUT_S "
+                f"({timeout:g} s) and was abandoned; check the bundle's files and the filesystem "
+                "they are on, or raise the timeout for a model that is slow to warm up"
+            )
+        self._stuck.pop(key, None)
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def _refresh(self, path: Path, old: LoadedModel | None) -> LoadedModel:
         if old is not None:
-            _, manifest_sha256, _ = verify_bundle(path)
+            _, manifest_sha256, _ = verify_bundle(path, self._policy)
             if manifest_sha256 == old.bundle.manifest_sha256:
                 return old  # unchanged on disk and still intact: keep the warm engines
         return self._load_one(path)
 
     def _load_one(self, path: Path) -> LoadedModel:
         settings = self.settings
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, self._policy)
         deterministic, mc = self.engines(bundle, self.device, settings)
         loaded = LoadedModel(bundle, deterministic, mc)
         loaded.warm_up(settings.warmup_rounds, settings.default_samples, settings.precision)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.bundle.digest import compute_digest
 from tests.e2e.conftest import MODELS_DIR, poll_until_ready, start_server, stop_server
 
 HEAVY = {
@@ -71,6 +72,7 @@ def test_sighup_reloads_the_models_folder(tmp_path: Path, models_copy: Path) -> 
         shutil.copytree(models_copy / "concrete" / "1", v2)
         manifest = json.loads((v2 / "manifest.json").read_text())
         manifest["version"] = 2
+        manifest["digest"] = compute_digest(manifest)  # the server refuses an unsigned edit
         (v2 / "manifest.json").write_text(json.dumps(manifest))
         server.process.send_signal(signal.SIGHUP)
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
+from service.api import create_app
+from service.bundle import Bundle
+from service.config import Settings
+from service.engines import DeterministicEngine, StochasticEngine, build_engines
 from tests.factories import make_bundle
-from tests.integration.conftest import make_client
+from tests.integration.conftest import make_client, wait_ready
 
 TOKEN = "s3cret-admin-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -138,3 +148,93 @@ def test_unload_and_load_one_model(admin: TestClient) -> None:
 def test_load_and_unload_unknown_models(admin: TestClient) -> None:
     assert admin.post("/admin/models/gamma/load", headers=AUTH).status_code == 404
     assert admin.post("/admin/models/gamma/unload", headers=AUTH).status_code == 404
+
+
+def post_within(client: TestClient, url: str, seconds: float = 15.0) -> httpx.Response:
+    """POST on a thread, so that a request that never returns fails the test, not hangs it."""
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(client.post(url, headers=AUTH)), daemon=True
+    )
+    thread.start()
+    thread.join(seconds)
+    assert answers, f"POST {url} did not answer within {seconds} s"
+    return answers[0]
+
+
+def test_a_fifo_in_a_new_version_fails_the_reload_instead_of_hanging_it(
+    admin: TestClient, models_dir: Path
+) -> None:
+    bundle = make_bundle(models_dir, name="alpha", seed=9)
+    (bundle / "model.onnx").unlink()
+    os.mkfifo(bundle / "model.onnx")
+    try:
+        response = post_within(admin, "/admin/reload")
+        assert response.status_code == 422
+        assert (
+            "model.onnx: file listed in the manifest is a FIFO"
+            in (response.json()["failed"][str(bundle)])
+        )
+        assert post_within(admin, "/admin/reload").status_code == 422  # the next one too
+        assert admin.post("/v1/models/alpha/predict", json=ROW).json()["version"] == 1
+    finally:
+        with contextlib.suppress(OSError):  # wakes a reader blocked on the FIFO, if any
+            os.close(os.open(bundle / "model.onnx", os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_an_unsigned_edit_of_a_serving_manifest_keeps_both_modes_agreeing(
+    admin: TestClient, models_dir: Path
+) -> None:
+    manifest_path = models_dir / "alpha" / "1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["normalization"]["feature_mean"][0] += 10.0
+    manifest_path.write_text(json.dumps(manifest))
+    response = admin.post("/admin/reload", headers=AUTH)
+    assert response.status_code == 422
+    assert "does not match its digest" in response.json()["failed"][str(manifest_path.parent)]
+    (predicted,) = admin.post("/v1/models/alpha/predict", json=ROW).json()["predictions"][0]
+    body = {**ROW, "samples": 2000, "seed": 3}
+    sampled = admin.post("/v1/models/alpha/uncertainty", json=body).json()["predictions"][0]
+    # Within the MC error of a 2000-pass mean; the edited statistics would move it far more.
+    assert sampled["mean"][0] == pytest.approx(predicted, abs=0.5 * max(1.0, abs(predicted)))
+
+
+class GatedEngines:
+    """The real engines, except that building those of `blocked` waits for `release`."""
+
+    def __init__(self, blocked: str) -> None:
+        self.blocked = blocked
+        self.release = threading.Event()
+
+    def __call__(
+        self, bundle: Bundle, device: torch.device, settings: Settings
+    ) -> tuple[DeterministicEngine, StochasticEngine]:
+        if bundle.manifest.name == self.blocked:
+            self.release.wait()
+        return build_engines(bundle, device, settings)
+
+
+def test_a_load_that_never_ends_times_out_and_frees_the_registry(models_dir: Path) -> None:
+    engines = GatedEngines(blocked="gamma")
+    settings = Settings(
+        models_dir=models_dir, warmup_rounds=1, admin_token=TOKEN, bundle_load_timeout_s=1.0
+    )
+    gamma = make_bundle(models_dir, name="gamma", seed=5)
+    try:
+        with TestClient(create_app(settings, engines=engines)) as client:
+            wait_ready(client)
+            assert "longer than" in client.get("/health/ready").json()["failed"][str(gamma)]
+            assert client.post("/v1/models/alpha/predict", json=ROW).status_code == 200
+            again = post_within(client, "/admin/reload").json()
+            assert "has not finished" in again["failed"][str(gamma)]  # no second stuck thread
+            assert set(again["kept"]) == {"alpha/1", "beta/1"}
+            unloaded = post_within(client, "/admin/models/beta/unload")  # the lock is free
+            assert unloaded.json()["status"] == "unloaded"
+            engines.release.set()
+            for _ in range(50):  # the abandoned load finishes; its result was dropped
+                if not any(t.name == f"load {gamma}" for t in threading.enumerate()):
+                    break
+                time.sleep(0.1)
+            assert post_within(client, "/admin/reload").json()["loaded"] == ["gamma/1"]
+    finally:
+        engines.release.set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Callable
@@ -24,14 +23,7 @@ from service.bundle import (
 from service.bundle.store import sha256_file
 from service.errors import BundleError
 from service.model.mlp import Task
-from tests.factories import make_bundle, make_config, make_network
-
-
-def edit_manifest(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    manifest_path = path / MANIFEST_FILE
-    data = json.loads(manifest_path.read_text())
-    change(data)
-    manifest_path.write_text(json.dumps(data))
+from tests.factories import edit_manifest, make_bundle, make_config, make_network
 
 
 def flip_byte(file: Path, offset: int) -> None:
@@ -152,12 +144,12 @@ def test_manifest_violating_the_schema_is_refused(
 
 def test_examples_are_optional_and_load_when_present(bundle_path: Path) -> None:
     assert load_bundle(bundle_path).manifest.examples is None  # as in bundles written before
-    edit_manifest(bundle_path, lambda data: data.update(examples=[[1.0, -2.5, 3.0]]))
+    edit_manifest(bundle_path, lambda data: data.update(examples=[[1.0, -2.5, 3.0]]), resign=True)
     assert load_bundle(bundle_path).manifest.examples == [[1.0, -2.5, 3.0]]
 
 
 def test_manifest_whose_version_differs_from_its_folder_is_refused(bundle_path: Path) -> None:
-    edit_manifest(bundle_path, lambda data: data.update(version=2))
+    edit_manifest(bundle_path, lambda data: data.update(version=2), resign=True)
     refused(bundle_path, bundle_path / MANIFEST_FILE, "toy/2", "toy/1")
 
 
@@ -172,7 +164,9 @@ def test_weights_whose_shapes_do_not_fit_are_refused(bundle_path: Path) -> None:
     wider = make_network(make_config(hidden=(32,), dropout=(0.1,)))
     save_file(dict(wider.state_dict()), str(weights))
     edit_manifest(
-        bundle_path, lambda data: data["files"].update({WEIGHTS_FILE: sha256_file(weights)})
+        bundle_path,
+        lambda data: data["files"].update({WEIGHTS_FILE: sha256_file(weights)}),
+        resign=True,
     )
     refused(bundle_path, weights, "do not fit the manifest", "size mismatch")
 
@@ -181,7 +175,9 @@ def test_weights_that_are_not_safetensors_are_refused(bundle_path: Path) -> None
     weights = bundle_path / WEIGHTS_FILE
     weights.write_bytes(b"\x80\x04 a pickle, perhaps")
     edit_manifest(
-        bundle_path, lambda data: data["files"].update({WEIGHTS_FILE: sha256_file(weights)})
+        bundle_path,
+        lambda data: data["files"].update({WEIGHTS_FILE: sha256_file(weights)}),
+        resign=True,
     )
     refused(bundle_path, weights, "do not fit the manifest")
 
