@@ -99,7 +99,8 @@ def _dropout(index: GraphIndex, position: int, walk: _Walk) -> float:
         raise _refuse(index, position, "its mask output is read by another node")
     if len(node.input) > 1 and node.input[1]:
         ratio = index.constant(position, 1, "ratio")
-        return float(ratio.reshape(-1)[0])
+        # Exporters store the ratio as float32: 0.1 becomes 0.10000000149; keep what was meant.
+        return float(str(np.float32(ratio.reshape(-1)[0])))
     for attribute in node.attribute:  # opset < 12 keeps the ratio as an attribute
         if attribute.name == "ratio":
             return float(onnx.helper.get_attribute_value(attribute))
@@ -146,8 +147,8 @@ def _step(index: GraphIndex, position: int, tensor: str, walk: _Walk) -> str:
             raise _refuse(
                 index,
                 position,
-                "it sits between an affine layer and its activation; dropserve "
-                "drops the activations' outputs, so move the Dropout after the activation",
+                "it follows an affine layer directly; dropserve drops the outputs of activations "
+                "(and nothing after the last layer), so a Dropout must follow an activation",
             )
         if walk.pending_rate is not None:
             raise _refuse(index, position, f"it follows another Dropout ({walk.pending_rate[1]})")
@@ -207,7 +208,7 @@ def read_chain(index: GraphIndex) -> ImportedNetwork:
             tensor = gelu_end
             continue
         walk.visited.add(position)
-        if walk.head is not None:
+        if walk.head is not None and index.node(position).op_type != "Identity":
             raise _refuse(index, position, "nothing may follow the final Softmax or LogSoftmax")
         tensor = _step(index, position, tensor, walk)
     if index.users(tensor):
