@@ -63,7 +63,8 @@ def test_torch_export_imports_with_parity(tmp_path: Path, dynamo: bool, train: b
     assert manifest.architecture.activation == ("relu" if train else "gelu")
     x = rows()
     expected = module.eval()(torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
-    np.testing.assert_allclose(onnx_output(original, x), expected, rtol=1e-5, atol=1e-6)
+    if not train:  # ONNX Runtime applies a train-mode graph's Dropout nodes (training_mode=1)
+        np.testing.assert_allclose(onnx_output(original, x), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(onnx_output(bundle.onnx_bytes, x), expected, rtol=1e-5, atol=1e-6)
 
 
