@@ -15,12 +15,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from tests.e2e.conftest import dropserve_command, poll_until_ready, start_server, stop_server
 from tests.onnx_graphs import dense_graph, save, torch_export, torch_mlp
 
 ROWS = [[0.5, -1.0, 2.0], [3.0, 1.5, -0.5], [-2.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+ADMIN_TOKEN = "import-test-token"
 COMMON = ["--features", "a,b,c", "--quiet", "--tau-samples", "50"]
 
 
@@ -56,10 +59,14 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
 def client(
-    originals: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    originals: dict[str, Path], models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpx.Client]:
-    models = tmp_path_factory.mktemp("models")
     dropserve_import(
         models, "onnx", str(originals["trainmode"]), "--name", "trainmode", "--tau", "25"
     )
@@ -80,7 +87,8 @@ def client(
         models, "onnx", str(originals["keras"]), "--name", "keras", "--classes", "cat,dog,owl"
     )
     log = tmp_path_factory.mktemp("server") / "dropserve.log"
-    server = start_server(log, {"DROPSERVE_DEVICE": "cpu"}, models_dir=models)
+    env = {"DROPSERVE_DEVICE": "cpu", "DROPSERVE_ADMIN_TOKEN": ADMIN_TOKEN}
+    server = start_server(log, env, models_dir=models)
     try:
         poll_until_ready(server)
         with httpx.Client(base_url=server.base_url, timeout=30.0) as http:
@@ -142,3 +150,29 @@ def test_open_inference_protocol_answers(client: httpx.Client, name: str) -> Non
     params = {"mode": "uncertainty", "samples": 100, "seed": 1}
     mc = client.post(f"/v2/models/{name}/infer", json={"inputs": [tensor], "parameters": params})
     assert mc.status_code == 200, mc.text
+
+
+def test_state_dict_imported_into_a_running_server_is_served_after_reload(
+    client: httpx.Client, models: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 1)).eval()
+    save_file(net.state_dict(), str(tmp_path / "net.safetensors"))
+    dropserve_import(
+        models,
+        "torch",
+        str(tmp_path / "net.safetensors"),
+        "--name",
+        "fromtorch",
+        "--activation",
+        "tanh",
+        "--dropout",
+        "0.1",
+        "--tau",
+        "9",
+    )
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post("/admin/reload", headers=headers).status_code == 200
+    body = client.post("/v1/models/fromtorch/predict", json={"instances": ROWS}).json()
+    expected = net(torch.as_tensor(ROWS)).detach().double().numpy()
+    np.testing.assert_allclose(np.asarray(body["predictions"]), expected, rtol=1e-5, atol=1e-6)
