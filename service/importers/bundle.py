@@ -19,7 +19,12 @@ import torch
 from service.bundle import Manifest, save_bundle
 from service.errors import ModelImportError
 from service.export import export_onnx
-from service.importers.metadata import Metadata, calibration_data, resolve_metadata
+from service.importers.metadata import (
+    Calibration,
+    Metadata,
+    calibration_data,
+    resolve_metadata,
+)
 from service.importers.network import ImportedNetwork, Reference, dropout_rates
 from service.importers.options import ImportOptions
 from service.importers.parity import check_parity
@@ -97,7 +102,7 @@ def _evaluate(
     meta: Metadata,
     mlp: DropoutMLP,
     standardizer: Standardizer,
-    calibration: tuple[Any, Any] | None,
+    calibration: Calibration | None,
 ) -> Evaluation:
     if calibration is None:
         if meta.task == "classification":
@@ -114,13 +119,15 @@ def _evaluate(
             raise ModelImportError(f"--tau gives {len(options.tau)} values for {n_out} outputs")
         return Evaluation(metrics={}, tau=tau)
     data, targets = calibration
-    kwargs: dict[str, Any] = {"passes": options.mc_samples, "seed": options.seed}
+    passes, seed = options.mc_samples, options.seed
     if meta.task == "classification":
+        labels = np.asarray(targets, dtype=np.int64)
         return evaluate_classification(
-            mlp, standardizer, data.features, targets, prefix="calibration", **kwargs
+            mlp, standardizer, data.features, labels, passes=passes, seed=seed, prefix="calibration"
         )
+    values = np.asarray(targets, dtype=np.float64)
     return evaluate_regression(
-        mlp, standardizer, data.features, targets, prefix="calibration", **kwargs
+        mlp, standardizer, data.features, values, passes=passes, seed=seed, prefix="calibration"
     )
 
 

@@ -14,7 +14,10 @@ from service.importers.options import ImportOptions
 from service.model import Task
 from service.training.data import TrainingData, load_csv
 
-__all__ = ["Metadata", "calibration_data", "resolve_metadata"]
+__all__ = ["Calibration", "Metadata", "calibration_data", "resolve_metadata"]
+
+# Labelled rows and their targets: float64 (rows, outputs), or int64 class positions (rows,).
+Calibration = tuple[TrainingData, npt.NDArray[np.float64] | npt.NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,7 @@ def resolve_metadata(network: ImportedNetwork, options: ImportOptions) -> Metada
     return Metadata(task, _features(network, options, targets), targets, classes)
 
 
-def calibration_data(
-    options: ImportOptions, meta: Metadata
-) -> tuple[TrainingData, npt.NDArray[np.float64] | npt.NDArray[np.int64]] | None:
+def calibration_data(options: ImportOptions, meta: Metadata) -> Calibration | None:
     """The calibration CSV checked cell by cell, with targets as the bundle numbers them."""
     if options.calibrate is None:
         return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.bundle.manifest import NAME_PATTERN
 from service.model import DropoutStyle, Task
 
 __all__ = ["ImportOptions"]
@@ -34,6 +36,13 @@ class ImportOptions:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(NAME_PATTERN, self.name):
+            raise ValueError(
+                f"model name {self.name!r} is not allowed: use lower-case letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit (at most 63 characters)"
+            )
+        if self.input_dropout is not None and not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError(f"--input-dropout must lie in [0, 1), got {self.input_dropout}")
         if self.mc_samples < 2:
             raise ValueError(f"--tau-samples must be at least 2, got {self.mc_samples}")
         if self.features is not None and self.features_from is not None:

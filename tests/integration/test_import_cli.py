@@ -212,6 +212,10 @@ REFUSALS = {
         ["--features", "a,b", "--dropout", "0.1", "--tau", "1"],
         "takes 3 features, but --features names 2",
     ),
+    "bad name": (
+        ["--name", "My Net", *FEATURES, "--tau", "1"],
+        "model name 'My Net' is not allowed",
+    ),
     "classification of one output": (
         [*FEATURES, "--dropout", "0.1", "--task", "classification"],
         "at least two outputs",
@@ -261,3 +265,16 @@ def test_parity_failure_names_the_row_and_writes_nothing(
     assert discover(tmp_path / "models") == {}
     # What the staging folder of save_bundle would leave behind is not there either.
     assert not list((tmp_path / "models").rglob(ONNX_FILE))
+
+
+def test_classic_style_onnx_reference_scales_the_original_too(tmp_path: Path) -> None:
+    model = dense_graph((3, 8, 1))
+    original = save(model, tmp_path / "eval.onnx")
+    flags = [*FEATURES, "--tau", "1", "--dropout", "0.5", "--input-dropout", "0.2"]
+    assert run("onnx", original, tmp_path / "models", *flags, "--dropout-style", "classic") == 0
+    bundle = load_bundle(tmp_path / "models" / "net" / "1")
+    w = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    x = rows()
+    hidden = np.maximum((0.8 * x) @ w["dense_0/kernel"] + w["dense_0/bias"], 0.0)
+    expected = (0.5 * hidden) @ w["dense_1/kernel"] + w["dense_1/bias"]
+    np.testing.assert_allclose(onnx_output(bundle.onnx_bytes, x), expected, rtol=1e-5, atol=1e-5)

@@ -65,6 +65,21 @@ def test_flags_may_not_contradict_the_graphs_dropout_nodes() -> None:
         dropout_rates(network, (0.1,), None)
 
 
+@pytest.mark.parametrize(
+    ("op", "opset", "name"),
+    [("Relu", 13, "relu"), ("Tanh", 13, "tanh"), ("Sigmoid", 13, "sigmoid"), ("Gelu", 20, "gelu")],
+)
+def test_each_activation_op_is_read(op: str, opset: int, name: str) -> None:
+    assert read(dense_graph((3, 4, 4, 1), activation=op, opset=opset)).activation == name
+
+
+def test_mixed_activations_are_refused() -> None:
+    model = dense_graph((3, 4, 4, 1))
+    next(n for n in model.graph.node if n.name == "dense_1/Relu").op_type = "Tanh"
+    with pytest.raises(ModelImportError, match=r"mix activations \(relu at node 'dense_0/Relu'"):
+        read(model)
+
+
 @pytest.mark.parametrize("head", ["Softmax", "LogSoftmax"])
 def test_trailing_softmax_means_classification(head: str) -> None:
     network = read(dense_graph((3, 4, 3), head=head))
