@@ -9,6 +9,7 @@ __all__ = [
     "ExportError",
     "ForbiddenError",
     "InvalidInputError",
+    "ModelImportError",
     "ModelNotFoundError",
     "NotReadyError",
     "OverloadedError",
@@ -90,3 +91,9 @@ class DataError(DropserveError):
 
 class ExportError(DropserveError):
     """The ONNX export did not reproduce the PyTorch eval output within tolerance."""
+
+
+class ModelImportError(DropserveError):
+    """A network from another framework cannot become a bundle (unsupported graph, bad file)."""
+
+    status_code = 400

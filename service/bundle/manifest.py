@@ -16,6 +16,7 @@ __all__ = [
     "ONNX_FILE",
     "WEIGHTS_FILE",
     "Architecture",
+    "ImportInfo",
     "Manifest",
     "Normalization",
     "OnnxInfo",
@@ -92,6 +93,25 @@ class TrainingInfo(_Strict):
     kept_epoch: int | None = Field(default=None, ge=1, description="epoch whose weights were saved")
 
 
+class ImportInfo(_Strict):
+    """Where an imported network came from, so a bundle that was not trained here can be audited."""
+
+    format: Literal["onnx", "torch"]
+    source_file: str
+    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    importer_version: int = Field(ge=1, description="bumped when the reading rules change")
+    producer: str = Field(default="", description="the exporter the file names, if any")
+    parity_max_error: FiniteFloat = Field(
+        description="max |bundle - original| / max(|original|, 1) over the checked rows"
+    )
+    parity_rows: int = Field(ge=1)
+    calibration_file: str | None = None
+    calibration_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    calibration_rows: int | None = Field(default=None, ge=1)
+    tau_samples: int = Field(ge=0, default=0)
+    seed: int = 0
+
+
 class Manifest(_Strict):
     """Everything about one model version except its weights."""
 
@@ -116,7 +136,9 @@ class Manifest(_Strict):
         description="a few held-out validation rows (training rows when none were held out), "
         "raw units in feature order, for clients to try the model with",
     )
-    training: TrainingInfo
+    # A bundle was either trained here or imported; exactly one of the two records says how.
+    training: TrainingInfo | None = None
+    imported: ImportInfo | None = None
     onnx: OnnxInfo
     library_versions: dict[str, str]
     created_at: datetime
@@ -153,6 +175,11 @@ class Manifest(_Strict):
                 raise ValueError("a regression manifest needs target normalization statistics")
             if len(norm.target_mean) != n_out or len(norm.target_std) != n_out:
                 raise ValueError(f"normalization must have {n_out} target statistics")
+        if (self.training is None) == (self.imported is None):
+            raise ValueError(
+                "a manifest needs exactly one of training (a bundle trained here) and imported "
+                "(a bundle imported from another framework)"
+            )
         for required in BUNDLE_FILES:
             if required not in self.files:
                 raise ValueError(f"files must list {required}")

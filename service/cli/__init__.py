@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from service import __version__
 from service.cli.common import Handler, SubParsers
 from service.cli.evaluate import add_evaluate
+from service.cli.import_ import add_import
 from service.cli.serve import add_serve
 from service.cli.sign import add_sign
 from service.cli.train import add_export, add_train
@@ -28,6 +29,7 @@ REGISTRARS: list[Callable[[SubParsers], None]] = [
     add_export,
     add_evaluate,
     add_sign,
+    add_import,
 ]
 
 

@@ -65,6 +65,11 @@ def _selected(
     if selection == "all":
         return np.arange(rows, dtype=np.int64)
     training = manifest.training
+    if training is None:
+        raise DataError(
+            f"model {manifest.name!r} was imported, not trained by dropserve, so it has no "
+            f"{selection} rows to re-create; pass --rows all"
+        )
     if sha256 != training.data_sha256:
         raise DataError(
             f"{name} is not the file model {manifest.name!r} was trained on (its sha256 differs "

@@ -108,6 +108,18 @@ def _drop_training(data: dict[str, Any]) -> None:
     del data["training"]
 
 
+def _add_import_record(data: dict[str, Any]) -> None:
+    # A bundle is trained here or imported, never both.
+    data["imported"] = {
+        "format": "onnx",
+        "source_file": "net.onnx",
+        "source_sha256": "0" * 64,
+        "importer_version": 1,
+        "parity_max_error": 0.0,
+        "parity_rows": 1,
+    }
+
+
 def _add_extra_field(data: dict[str, Any]) -> None:
     data["colour"] = "red"
 
@@ -128,7 +140,8 @@ def _too_many_examples(data: dict[str, Any]) -> None:
     ("change", "detail"),
     [
         (_set_negative_dropout, "architecture.dropout.0"),
-        (_drop_training, "training: Field required"),
+        (_drop_training, "exactly one of training (a bundle trained here) and imported"),
+        (_add_import_record, "exactly one of training (a bundle trained here) and imported"),
         (_add_extra_field, "colour: Extra inputs are not permitted"),
         (_drop_tau, "needs tau"),
         (_example_of_the_wrong_width, "every example row must have 3 values"),
