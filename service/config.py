@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     max_return_samples: int = Field(
         1000, ge=0, description="Largest T for which `return_samples` is allowed."
     )
+    max_returned_values: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most pass outputs returned in one answer (rows x samples x outputs, with "
+        "`return_samples` or the /v2 `draws` output): about 22 bytes of JSON each, so the "
+        "default bounds such an answer near 22 MB; more answers 422 (/v2 400).",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body; larger answers 413."
     )
