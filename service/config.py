@@ -58,8 +58,46 @@ class Settings(BaseSettings):
     max_return_samples: int = Field(
         1000, ge=0, description="Largest T for which `return_samples` is allowed."
     )
+    max_returned_values: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most pass outputs returned in one answer (rows x samples x outputs, with "
+        "`return_samples` or the /v2 `draws` output): about 22 bytes of JSON each, so the "
+        "default bounds such an answer near 22 MB; more answers 422 (/v2 400).",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body; larger answers 413."
+    )
+
+    # Reading a request: bounds that the HTTP protocol enforces as the bytes arrive, before the
+    # app sees the request (service.hosting.protocol), so that no client can hold memory, the
+    # event loop or a connection for long without sending a whole request.
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request line and headers together (bytes); larger answers 431.",
+    )
+    max_header_line_bytes: int = Field(
+        8 * 1024,
+        ge=256,
+        description="Largest request line (larger answers 414) or single header (431), bytes.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request's line and headers may take to arrive, from the "
+        "connection or the request's first byte; later answers 408 and closes.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request's body may take to arrive after its headers (the 8 MiB "
+        "default body limit needs 2.3 Mbit/s); later answers 408 and closes.",
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="Open connections per server process; one more answers 503 and closes.",
     )
     mc_chunk_elements: int = Field(
         2_097_152,

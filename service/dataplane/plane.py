@@ -209,8 +209,11 @@ class DataPlane:
 
         return run
 
-    def check_mc_request(self, rows: int, samples: int, return_samples: bool) -> None:
-        """Apply the configured bounds on T, on rows x T, and on returning raw samples."""
+    def check_mc_request(
+        self, rows: int, samples: int, return_samples: bool, outputs: int = 1
+    ) -> None:
+        """Apply the configured bounds on T, on rows x T, and on returning raw samples (T
+        per request, and rows x T x outputs values per answer)."""
         settings = self.settings
         if not 1 <= samples <= settings.max_samples:
             raise InvalidInputError(
@@ -221,10 +224,28 @@ class DataPlane:
                 f"rows x samples = {rows} x {samples} = {rows * samples} exceeds the limit of "
                 f"{settings.max_work} per request; send fewer rows or fewer samples"
             )
-        if return_samples and samples > settings.max_return_samples:
+        if not return_samples:
+            return
+        if samples > settings.max_return_samples:
             raise InvalidInputError(
                 f"return_samples is allowed up to {settings.max_return_samples} samples, "
                 f"got {samples}; lower samples or leave return_samples off"
+            )
+        # The answer grows with every returned value, unlike the summaries: bounded here, before
+        # any work, rather than found too large once it is built.
+        values = rows * samples * outputs
+        if values > settings.max_returned_values:
+            most_rows = settings.max_returned_values // (samples * outputs)
+            fix = (
+                f"send at most {most_rows} rows at this number of samples, fewer samples"
+                if most_rows
+                else f"lower samples to {settings.max_returned_values // outputs} or fewer"
+            )
+            raise InvalidInputError(
+                f"returning the samples would answer rows x samples x outputs = {rows} x "
+                f"{samples} x {outputs} = {values} values, over the limit of "
+                f"{settings.max_returned_values} per answer; {fix}, or do not ask for the "
+                "samples"
             )
 
     async def uncertainty(
@@ -256,7 +277,9 @@ class DataPlane:
             event.samples = n_samples
             rows = self._rows(model, instances)
             event.rows = rows.shape[0]
-            self.check_mc_request(rows.shape[0], n_samples, return_samples)
+            self.check_mc_request(
+                rows.shape[0], n_samples, return_samples, model.manifest.n_outputs
+            )
             request = _Request(
                 rows=rows,
                 seed=new_seed() if seed is None else seed,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +28,18 @@ __all__ = [
 ]
 
 _NEWTON_STEPS = 60  # a cap; typically 3-6 steps reach the tolerance
-_CDF_TOLERANCE = 1e-9  # in probability mass: far below any MC error
+# The CDF error at which a bound stops, relative to its tail mass, (1 - level) / 2: an absolute
+# tolerance stops at once for a tail smaller than itself, before the bound has moved. 4e-8 of
+# the 0.025 tail of a 95 % interval is the 1e-9 in probability mass that ordinary levels keep.
+_TAIL_TOLERANCE = 4e-8
+_CDF_TOLERANCE = 1e-9  # and never looser than this in probability mass: far below any MC error
 _PRESOLVE_PASSES = 256
 _JITTER_NODES = torch.special.ndtri((torch.arange(8, dtype=torch.float64) + 0.5) / 8)
 _START_POINTS = 1024  # jittered points per row and output behind the starting guess
 _NODES = _JITTER_NODES.numpy().reshape(-1, 1, 1, 1)
 _SQRT_HALF = math.sqrt(0.5)
+_SIGNS = np.array([1.0, -1.0]).reshape(2, 1, 1)  # the lower bound as is, the upper negated
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,20 @@ class ClassificationSummary:
     label: torch.Tensor
 
 
+def _tail_targets(level: float, passes: int) -> tuple[float, float, float, float]:
+    """The mass each bound leaves in its tail, the CDF tolerance, and the two standard normal
+    quantiles behind the bracket of every bound (see `_cpu_mixture_interval`)."""
+    # Exact for level >= 0.5 (Sterbenz), so even 1 - 2**-53 keeps its true tail of 2**-54.
+    tail = 0.5 * (1.0 - level)
+    inner = passes * tail
+    return (
+        tail,
+        min(_CDF_TOLERANCE, _TAIL_TOLERANCE * tail),
+        _NORMAL.inv_cdf(tail),
+        _NORMAL.inv_cdf(inner) if inner < 1.0 else math.inf,
+    )
+
+
 def mixture_interval(
     samples: torch.Tensor, noise_std: torch.Tensor, level: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +92,9 @@ def mixture_interval(
     CDF), started from quantiles of the noise-jittered passes and safeguarded by a bracket with a
     secant fallback: two or three steps where Newton took three or four and plain bisection
     about fifty. For large T the start comes from solving on every k-th
-    pass first, which leaves one or two full-size steps.
+    pass first, which leaves one or two full-size steps. The upper bound is solved as the lower
+    bound of the negated passes, and each stops at a CDF error relative to its tail, so levels up
+    to the largest float below 1 get their exact quantiles.
 
     Args:
         samples: pass outputs, shape (T, rows, outputs).
@@ -92,13 +115,10 @@ def _torch_mixture_interval(
     samples: torch.Tensor, scale: torch.Tensor, level: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`mixture_interval` in torch, for samples on an accelerator."""
-    tail = 0.5 * (1.0 - level)
-    q = torch.tensor([tail, 1.0 - tail], dtype=samples.dtype, device=samples.device)
-    q = q.view(2, 1, 1)
     passes = samples.shape[0]
+    tail, tolerance, z, w = _tail_targets(level, passes)
     if passes > 2 * _PRESOLVE_PASSES:
         low, high = _torch_mixture_interval(samples[:: passes // _PRESOLVE_PASSES], scale, level)
-        x = torch.stack([low, high])
     else:
         # Start from the quantiles of the passes jittered by the noise at fixed normal nodes:
         # a close guess even for skewed passes, where the Gaussian start overshoots.
@@ -108,32 +128,36 @@ def _torch_mixture_interval(
         # Sorted along a contiguous last axis: sorting along the first is ~50x slower here,
         # and torch.quantile slower still.
         ordered = jittered.flatten(0, 1).movedim(0, -1).contiguous().sort(dim=-1).values
-        picks = (q.view(2) * (ordered.shape[-1] - 1)).round().long()
-        x = ordered[..., picks].movedim(-1, 0)  # (2, rows, outputs)
-    lo = (samples.amin(dim=0) - 10.0 * scale).expand_as(x).clone()
-    hi = (samples.amax(dim=0) + 10.0 * scale).expand_as(x).clone()
-    # Start inside the bracket: for `level` within 1e-16 of 1, 1 - tail rounds to 1.0 and the
-    # Gaussian start is infinite, a point where the CDF error is exactly 0.
-    x = torch.minimum(torch.maximum(x, lo), hi)
-    error_lo, error_hi = (-q).expand_as(x).clone(), (1.0 - q).expand_as(x).clone()
-    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
+        q = torch.tensor([tail, 1.0 - tail], dtype=samples.dtype, device=samples.device)
+        picks = (q * (ordered.shape[-1] - 1)).round().long()
+        low, high = ordered[..., picks].movedim(-1, 0)
+    # Both bounds as lower tails in a bracket from the passes' extremes, as in
+    # `_cpu_mixture_interval`, which says why.
+    y = torch.stack([low, -high])  # (2, rows, outputs)
     passes_last = samples.movedim(0, -1).contiguous()  # sums in the same order for any rows
+    signed = torch.stack([passes_last, -passes_last])  # (2, rows, outputs, T)
+    least, most = signed.amin(dim=-1), signed.amax(dim=-1)
+    lo = least + z * scale
+    hi = torch.minimum(most + z * scale, least + w * scale)
+    y = torch.minimum(torch.maximum(y, lo), hi)
+    error_lo, error_hi = torch.full_like(y, -tail), torch.full_like(y, 1.0 - tail)
+    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale)
     scale_last = scale.unsqueeze(-1)
     for _ in range(_NEWTON_STEPS):
-        u = (x.unsqueeze(-1) - passes_last) / scale_last  # (2, rows, outputs, T)
+        u = (y.unsqueeze(-1) - signed) / scale_last  # (2, rows, outputs, T)
         # The normal CDF as erfc: torch's ndtr computes it so too, at twice the calls.
-        error = torch.erfc(u * -_SQRT_HALF).mean(dim=-1) * 0.5 - q
-        settled = error.abs() < _CDF_TOLERANCE
+        error = torch.erfc(u * -_SQRT_HALF).mean(dim=-1) * 0.5 - tail
+        settled = error.abs() < tolerance
         if bool(settled.all()):
             break
         bump = torch.exp(-0.5 * u * u)
         density = bump.mean(dim=-1) * density_norm  # the CDF's first derivative
         slope = (u * bump).mean(dim=-1) * (-density_norm / scale)  # and its second
         below = error < 0
-        lo, error_lo = torch.where(below, x, lo), torch.where(below, error, error_lo)
-        hi, error_hi = torch.where(below, hi, x), torch.where(below, error_hi, error)
+        lo, error_lo = torch.where(below, y, lo), torch.where(below, error, error_lo)
+        hi, error_hi = torch.where(below, hi, y), torch.where(below, error_hi, error)
         step = error / density
-        halley = x - step / (1.0 - 0.5 * step * slope / density)
+        halley = y - step / (1.0 - 0.5 * step * slope / density)
         # Where the step leaves the bracket (a root next to a bracket end, or a flat density),
         # fall back to the secant through the bracket ends, which lands inside and near such
         # a root at once (bisection would crawl there one bit per step).
@@ -141,8 +165,8 @@ def _torch_mixture_interval(
         stepped = torch.where((halley > lo) & (halley < hi), halley, secant)
         # Each bound of each row stops where it alone met the tolerance, so an answer does not
         # depend on the rows (of other requests, batched) solved beside it.
-        x = torch.where(settled, x, stepped)
-    return x[0], x[1]
+        y = torch.where(settled, y, stepped)
+    return y[0], -y[1]
 
 
 Array = npt.NDArray[np.float64]
@@ -151,46 +175,55 @@ Array = npt.NDArray[np.float64]
 def _cpu_mixture_interval(samples: Array, scale: Array, level: float) -> tuple[Array, Array]:
     """`mixture_interval` step for step in NumPy (same start, same safeguarded Halley steps,
     same tolerance; no presolve, which saved less than it cost here); erfc comes from torch."""
-    tail = 0.5 * (1.0 - level)
-    q = np.array([[[tail]], [[1.0 - tail]]])
     passes = samples.shape[0]
+    tail, tolerance, z, w = _tail_targets(level, passes)
     stride = max(1, passes * _JITTER_NODES.numel() // _START_POINTS)
     jittered = (samples[::stride][None] + _NODES * scale).reshape(-1, *samples.shape[1:])
     last = jittered.shape[0] - 1
     picks = [round(tail * last), round((1.0 - tail) * last)]  # half to even, as torch rounds
-    x = np.partition(jittered, picks, axis=0)[picks]  # the same order statistics as a sort
-    spread = 10.0 * scale
-    lo = np.array([samples.min(axis=0) - spread] * 2)
-    hi = np.array([samples.max(axis=0) + spread] * 2)
-    x = np.minimum(np.maximum(x, lo), hi)
-    error_lo, error_hi = np.zeros_like(x) - q, np.ones_like(x) - q
-    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale * passes)
-    slope_norm = -density_norm / scale
+    start = np.partition(jittered, picks, axis=0)[picks]  # the same order statistics as a sort
+    # Both bounds as lower tails: the upper bound is minus the lower bound of the negated
+    # passes. Each then solves F(y) = tail with F a sum of small normal CDFs, which keeps its
+    # relative precision however small the tail, where 1 - F near 1 rounds away below 1e-16.
+    y = start * _SIGNS  # (2, rows, outputs)
     # Passes on the last, contiguous axis: every sum over them then adds in the same order
     # whatever the number of rows, so a row's bounds are the same alone or batched.
     centred = np.ascontiguousarray(np.moveaxis(samples / scale, 0, -1))  # (rows, outputs, T)
+    signed = centred * _SIGNS[..., None]  # (2, rows, outputs, T)
+    # A bracket from the passes' extremes: with every centre at or above `least`,
+    # F(least + z scale) <= Phi(z) = tail; with every centre at or below `most`,
+    # F(most + z scale) >= tail; and the nearest centre alone gives F(least + w scale) >=
+    # Phi(w) / T = tail. That last end is within a noise std of the bound in the far tail,
+    # where the jittered start (the least jittered pass) lies several stds away.
+    least, most = signed.min(axis=-1), signed.max(axis=-1)
+    lo = (least + z) * scale
+    hi = np.minimum(most + z, least + w) * scale
+    y = np.minimum(np.maximum(y, lo), hi)
+    error_lo, error_hi = np.full_like(y, -tail), np.full_like(y, 1.0 - tail)
+    density_norm = 1.0 / (math.sqrt(2.0 * math.pi) * scale * passes)
+    slope_norm = -density_norm / scale
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         for _ in range(_NEWTON_STEPS):
-            u = (x / scale)[..., None] - centred  # (2, rows, outputs, T)
+            u = (y / scale)[..., None] - signed  # (2, rows, outputs, T)
             tails = torch.erfc(torch.from_numpy(u * -_SQRT_HALF)).numpy()  # 2 x the normal CDF
-            error = np.add.reduce(tails, axis=-1) * (0.5 / passes) - q
-            settled = np.abs(error) < _CDF_TOLERANCE
+            error = np.add.reduce(tails, axis=-1) * (0.5 / passes) - tail
+            settled = np.abs(error) < tolerance
             if settled.all():
                 break
             bump = np.exp(-0.5 * u * u)
             density = np.add.reduce(bump, axis=-1) * density_norm
             slope = np.add.reduce(u * bump, axis=-1) * slope_norm
             below = error < 0
-            lo, error_lo = np.where(below, x, lo), np.where(below, error, error_lo)
-            hi, error_hi = np.where(below, hi, x), np.where(below, error_hi, error)
+            lo, error_lo = np.where(below, y, lo), np.where(below, error, error_lo)
+            hi, error_hi = np.where(below, hi, y), np.where(below, error_hi, error)
             step = error / density
-            halley = x - step / (1.0 - 0.5 * step * slope / density)
+            halley = y - step / (1.0 - 0.5 * step * slope / density)
             inside = (halley > lo) & (halley < hi)
             if not inside.all():  # usually it is; the secant is only needed where it is not
                 secant = (lo * error_hi - hi * error_lo) / (error_hi - error_lo)
                 halley = np.where(inside, halley, secant)
-            x = np.where(settled, x, halley)  # as in torch: each element stops on its own
-    return x[0], x[1]
+            y = np.where(settled, y, halley)  # as in torch: each element stops on its own
+    return y[0], -y[1]
 
 
 def summarise_regression(

@@ -21,10 +21,10 @@ from fastapi import FastAPI
 from service.api import create_app
 from service.config import Settings
 from service.dataplane.peers import ProcessPeers
-from service.hosting.protocol import BoundedHttpToolsProtocol
+from service.hosting.protocol import ReadLimits, bounded_protocol
 from service.observability import configure_logging
 
-__all__ = ["DrainingServer", "configure_logging", "serve"]
+__all__ = ["DrainingServer", "configure_logging", "serve", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +82,23 @@ def serve(
     when given (a worker of service.hosting.supervisor, with its `peers`) or on host:port."""
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings, peers=peers)
+    server = DrainingServer(uvicorn_config(app, settings), app, settings.drain_delay_s)
+    server.run(sockets=sockets)
+
+
+def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration for serving `app` under `settings`."""
     # uvicorn's records go through the same handler (log_config=None leaves logging to us);
-    # its access log is off because the app writes its own access line per request.
-    config = uvicorn.Config(
+    # its access log is off because the app writes its own access line per request. The
+    # protocol is uvicorn's httptools one with bounds on reading a request (header size, read
+    # timeouts, connections, pipelined requests), which uvicorn leaves open.
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=bounded_protocol(ReadLimits.from_settings(settings)),
         log_level=settings.log_level.lower(),
         log_config=None,
         access_log=False,
-        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
-    DrainingServer(config, app, settings.drain_delay_s).run(sockets=sockets)

@@ -347,10 +347,74 @@ CASES = [
             UNCERTAINTY,
             rows("[[1, 2, 3]]", f', "samples": {10**30}'),
             422,
-            # orjson reads a 31-digit integer as the float 1e30, which is no valid integer T
-            "'samples': Unable to parse input string as an integer, exceeded maximum size",
+            # orjson reads a 31-digit integer as the float 1e30, which the strict int refuses
+            "'samples': Input should be a valid integer",
         ),
         id="samples-huge",
+    ),
+    # Strict types on both protocols: nothing is coerced from a string, a bool or a float.
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "samples": "100"'),
+            422,
+            "'samples': Input should be a valid integer",
+        ),
+        id="strict-samples-string",
+    ),
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "samples": true'),
+            422,
+            "'samples': Input should be a valid integer",
+        ),
+        id="strict-samples-bool",
+    ),
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "samples": 100.0'),
+            422,
+            "'samples': Input should be a valid integer",
+        ),
+        id="strict-samples-float",
+    ),
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "return_samples": "yes"'),
+            422,
+            "'return_samples': Input should be a valid boolean",
+        ),
+        id="strict-return-samples-string",
+    ),
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "interval": "0.9"'),
+            422,
+            "'interval': Input should be a valid number",
+        ),
+        id="strict-interval-string",
+    ),
+    pytest.param(
+        Bad(
+            UNCERTAINTY,
+            rows("[[1, 2, 3]]", ', "seed": "7"'),
+            422,
+            "'seed': Input should be a valid integer",
+        ),
+        id="strict-seed-string",
+    ),
+    pytest.param(
+        Bad(
+            INFER,
+            infer(parameters={"mode": "uncertainty", "interval": "0.9"}),
+            400,
+            "'parameters.interval': Input should be a valid number",
+        ),
+        id="strict-v2-interval-string",
     ),
     pytest.param(
         Bad(
@@ -520,6 +584,7 @@ def test_the_table_covers_every_kind_of_bad_input() -> None:
         "unicode",
         "duplicate",
         "samples",
+        "strict",
         "content",
         "binary",
     }

@@ -16,7 +16,7 @@ from service.config import Settings
 from service.dataplane.plane import DataPlane
 from service.dataplane.registry import ModelRegistry
 from service.engines import OnnxEngine
-from service.errors import OverloadedError, RequestTimeoutError
+from service.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from tests.integration.conftest import make_client
 
 ROW = {"instances": [[1.0, 2.0, 3.0]]}
@@ -147,3 +147,45 @@ def test_timeout_over_http_is_a_504(toy_models_dir: Path) -> None:
         assert response.status_code == 504
         assert "timeout" in response.json()["error"]
         assert client.post(PREDICT, json=ROW).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def small_answers(toy_models_dir: Path) -> Iterator[TestClient]:
+    yield from make_client(toy_models_dir, max_return_samples=100, max_returned_values=600)
+
+
+def test_returned_samples_are_bounded_by_the_values_they_answer(
+    small_answers: TestClient,
+) -> None:
+    """toycls has 3 classes: 3 rows x 100 samples x 3 = 900 values, over 600; 2 rows fit."""
+    path = "/v1/models/toycls/uncertainty"
+    request = {"instances": [[1.0, 2.0, 3.0]] * 3, "samples": 100, "return_samples": True}
+    response = small_answers.post(path, json=request)
+    assert response.status_code == 422
+    assert response.json()["error"] == (
+        "returning the samples would answer rows x samples x outputs = 3 x 100 x 3 = 900 "
+        "values, over the limit of 600 per answer; send at most 2 rows at this number of "
+        "samples, fewer samples, or do not ask for the samples"
+    )
+    # The same work without the samples is a small answer, and allowed.
+    assert small_answers.post(path, json={**request, "return_samples": False}).status_code == 200
+    fits = small_answers.post(path, json={**request, "instances": request["instances"][:2]})
+    assert fits.status_code == 200
+    assert len(fits.json()["predictions"][1]["samples"]) == 100
+
+
+def test_returned_draws_over_v2_are_bounded_too(small_answers: TestClient) -> None:
+    request = {
+        "inputs": [{"name": "features", "shape": [3, 3], "datatype": "FP32", "data": [1.0] * 9}],
+        "parameters": {"mode": "uncertainty", "samples": 100},
+        "outputs": [{"name": "draws"}],
+    }
+    response = small_answers.post("/v2/models/toycls/infer", json=request)
+    assert response.status_code == 400
+    assert "3 x 100 x 3 = 900 values, over the limit of 600" in response.json()["error"]
+
+
+def test_one_row_past_the_bound_is_told_to_lower_samples(toy_models_dir: Path) -> None:
+    dataplane = _dataplane(toy_models_dir, max_returned_values=250)
+    with pytest.raises(InvalidInputError, match="lower samples to 83 or fewer, or do not ask"):
+        dataplane.check_mc_request(1, 100, True, outputs=3)

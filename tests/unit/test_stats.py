@@ -167,3 +167,63 @@ def test_classification_summary_matches_numpy_and_mutual_information_is_non_nega
     assert (summary.mutual_information >= 0).all()
     assert (summary.mutual_information <= math.log(4) + 1e-12).all()
     assert summary.label.tolist() == mean.argmax(axis=-1).tolist()
+
+
+def tail_mass(x: float, centres: np.ndarray, sigma: float, *, upper: bool) -> float:
+    """Mixture mass below x (or above it), each term as erfc so that it keeps its relative
+    precision deep in the tail, where 1 - CDF rounds to 0; independent of the code under test."""
+    sign = 1.0 if upper else -1.0
+    terms = [0.5 * math.erfc(sign * (x - float(c)) / (sigma * math.sqrt(2.0))) for c in centres]
+    return math.fsum(terms) / len(centres)
+
+
+def exact_quantile(tail: float, centres: np.ndarray, sigma: float, *, upper: bool) -> float:
+    """The bound leaving `tail` outside, by bisection in float64 to the last representable bit."""
+    low = float(centres.min()) - 50.0 * sigma
+    high = float(centres.max()) + 50.0 * sigma
+    while True:
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            return middle
+        outside = tail_mass(middle, centres, sigma, upper=upper)
+        if (outside > tail) == upper:
+            low = middle
+        else:
+            high = middle
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("level", [1 - 1e-6, 1 - 1e-10, 1 - 1e-14, 0.9999999999999999])
+def test_extreme_levels_give_the_exact_mixture_quantiles(solver: str, level: float) -> None:
+    """A CDF tolerance absolute in probability mass stops at once when the tail is smaller than
+    it: 0.9999999999999999 came back as the interval of a level near 1 - 1e-9."""
+    rng = np.random.default_rng(5)
+    centres = 60.0 + 8.0 * rng.standard_t(4, size=120)
+    sigma = 5.0
+    samples = torch.as_tensor(centres).reshape(-1, 1, 1)
+    lower, upper = SOLVERS[solver](samples, torch.tensor([sigma], dtype=torch.float64), level)
+    tail = (1.0 - level) / 2
+    low = exact_quantile(tail, centres, sigma, upper=False)
+    high = exact_quantile(tail, centres, sigma, upper=True)
+    assert lower.item() == pytest.approx(low, abs=1e-6 * sigma)
+    assert upper.item() == pytest.approx(high, abs=1e-6 * sigma)
+    assert tail_mass(lower.item(), centres, sigma, upper=False) == pytest.approx(tail, rel=1e-6)
+    assert tail_mass(upper.item(), centres, sigma, upper=True) == pytest.approx(tail, rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_extreme_levels_on_many_rows_and_a_tight_noise(solver: str) -> None:
+    """Rows far apart with a noise std far below their spread: the far tail of each row is its
+    nearest pass alone, and the bracket has to find it without the jittered start."""
+    rng = np.random.default_rng(6)
+    samples = torch.as_tensor(rng.normal(size=(300, 4, 1)) * [[[1.0], [50.0], [1e-3], [1e4]]])
+    sigma = 0.01
+    level = 1 - 2e-12
+    tail = (1.0 - level) / 2  # 9.99978e-13: the float nearest 1 - 2e-12 is not that number
+    lower, upper = SOLVERS[solver](samples, torch.tensor([sigma], dtype=torch.float64), level)
+    for row in range(4):
+        centres = samples[:, row, 0].numpy()
+        low = exact_quantile(tail, centres, sigma, upper=False)
+        high = exact_quantile(tail, centres, sigma, upper=True)
+        assert lower[row, 0].item() == pytest.approx(low, abs=1e-6 * sigma)
+        assert upper[row, 0].item() == pytest.approx(high, abs=1e-6 * sigma)

@@ -83,21 +83,34 @@ class UncertaintyRequest(_Body):
         },
     )
 
+    # Strict types, as in /v2: `"samples": "100"`, `true` or `100.0`, `"interval": "0.9"` and
+    # `"return_samples": "yes"` are refused (422) rather than guessed at, so a client's bug shows
+    # at once instead of as a request that silently means something else.
     instances: Instances
     samples: int | None = Field(
-        None, ge=1, description="Stochastic passes T (default and maximum from the settings)."
+        None,
+        ge=1,
+        strict=True,
+        description="Stochastic passes T (default and maximum from the settings).",
     )
     seed: int | None = Field(
         None,
         ge=0,
         le=MAX_SEED,
+        strict=True,
         description="Same seed, device and settings, same answer; omitted, a random seed is "
         "used and echoed.",
     )
     interval: float = Field(
-        DEFAULT_INTERVAL, gt=0.0, lt=1.0, description="Central interval mass (regression)."
+        DEFAULT_INTERVAL,
+        gt=0.0,
+        lt=1.0,
+        strict=True,
+        description="Central interval mass (regression).",
     )
-    return_samples: bool = Field(False, description="Include the T pass outputs for each row.")
+    return_samples: bool = Field(
+        False, strict=True, description="Include the T pass outputs for each row."
+    )
 
 
 class ModelSummary(BaseModel):

@@ -62,6 +62,7 @@ class InferParameters(_Strict):
         DEFAULT_INTERVAL,
         gt=0.0,
         lt=1.0,
+        strict=True,
         description="Central interval mass for lower/upper (regression).",
     )
     binary_data_output: bool = Field(
