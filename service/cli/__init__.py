@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from service import __version__
 from service.cli.common import Handler, SubParsers
 from service.cli.evaluate import add_evaluate
+from service.cli.predict import add_predict
 from service.cli.serve import add_serve
 from service.cli.train import add_export, add_train
 from service.errors import DropserveError
@@ -26,6 +27,7 @@ REGISTRARS: list[Callable[[SubParsers], None]] = [
     add_train,
     add_export,
     add_evaluate,
+    add_predict,
 ]
 
 
