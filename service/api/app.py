@@ -16,7 +16,7 @@ from service import __version__
 from service.api import v1, v2
 from service.api.errors import install_error_handlers
 from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
-from service.api.routes import admin, health, ui
+from service.api.routes import admin, docs, health, ui
 from service.api.routes import metrics as metrics_route
 from service.config import Settings
 from service.dataplane import DataPlane, EngineFactory, ModelRegistry
@@ -95,6 +95,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are served from the package by routes.docs, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics = metrics
     app.state.peers = peers
@@ -117,7 +120,7 @@ def create_app(
         )
     app.add_middleware(AccessMiddleware, metrics=metrics, routes=app)
     install_error_handlers(app)
-    for router in (health.router, v1.router, admin.router, v2.router):
+    for router in (health.router, v1.router, admin.router, v2.router, docs.router):
         app.include_router(router)
     if not settings.metrics_port:
         app.include_router(metrics_route.router)

@@ -15,6 +15,7 @@ from service import __version__
 from service.cli.common import Handler, SubParsers
 from service.cli.evaluate import add_evaluate
 from service.cli.import_ import add_import
+from service.cli.predict import add_predict
 from service.cli.serve import add_serve
 from service.cli.sign import add_sign
 from service.cli.train import add_export, add_train
@@ -28,8 +29,9 @@ REGISTRARS: list[Callable[[SubParsers], None]] = [
     add_train,
     add_export,
     add_evaluate,
-    add_sign,
+    add_predict,
     add_import,
+    add_sign,
 ]
 
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from service.errors import DataError
 from service.model import Task
 
-__all__ = ["MISSING_MARKERS", "TrainingData", "load_csv"]
+__all__ = ["MISSING_MARKERS", "TrainingData", "load_csv", "read_number"]
 
 # Spellings of "no value" that pandas, R and spreadsheets write; compared case-insensitively.
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
@@ -93,7 +93,7 @@ def _select_columns(
     return [index[name] for name in features], [index[name] for name in targets]
 
 
-def _number(cell: str, line: int, column: str, label: str) -> float:
+def read_number(cell: str, line: int, column: str, label: str) -> float:
     where = f"{label} line {line}, column {column!r}"
     text = cell.strip()
     if text.lower() in MISSING_MARKERS:
@@ -194,11 +194,11 @@ def load_csv(
                 f"{label} line {line}: expected {len(header)} cells like the header, "
                 f"got {len(cells)}"
             )
-        x_rows.append([_number(cells[i], line, header[i], label) for i in feature_idx])
+        x_rows.append([read_number(cells[i], line, header[i], label) for i in feature_idx])
         if task == "classification":
             y_labels.append(_label(cells[target_idx[0]], line, target_name, label))
         else:
-            y_rows.append([_number(cells[i], line, header[i], label) for i in target_idx])
+            y_rows.append([read_number(cells[i], line, header[i], label) for i in target_idx])
     if not x_rows:
         raise DataError(f"{label}: the file has a header but no data rows")
 

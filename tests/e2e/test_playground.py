@@ -215,3 +215,65 @@ def test_bad_value_shows_the_api_message_at_the_field(
     assert page.text_content("#form-error") == ""
     screenshot(page, tmp_path, "playground-error.png")
     assert_only_own_origin(playground, server)
+
+
+def test_digits_inputs_are_drawn_as_an_image(
+    playground: Playground, server: Server, tmp_path: Path
+) -> None:
+    page = playground.page
+    choose(page, "digits")
+    pixels = page.locator("#picture rect.pixel")
+    assert pixels.count() == 64
+    row = typed_row(page)
+    values = list(row.values())
+    shown = [float(pixels.nth(i).get_attribute("data-value") or "nan") for i in range(64)]
+    assert shown == values
+    darkest = max(range(64), key=lambda i: values[i])
+    assert pixels.nth(darkest).get_attribute("fill") == "rgb(0,0,0)"
+    page.fill('#features input[name="pixel_0_0"]', "16")
+    assert pixels.nth(0).get_attribute("data-value") == "16"
+    pixels.nth(0).click()  # on at the brightest value: a click turns it off
+    assert page.input_value('#features input[name="pixel_0_0"]') == "0"
+    meaning = page.text_content(".mi-meaning") or ""
+    assert "passes disagree" in meaning
+    assert "at most ln 10 = 2.3" in (page.text_content("#results") or "")
+    screenshot(page, tmp_path, "playground-digits-image.png")
+    assert_only_own_origin(playground, server)
+
+
+def test_concrete_has_no_image(playground: Playground) -> None:
+    choose(playground.page, "concrete")
+    assert playground.page.locator("#picture").is_hidden()
+
+
+@pytest.mark.parametrize(("page_path", "rendered"), [("/docs", ".opblock"), ("/redoc", "h1")])
+def test_api_docs_render_with_the_network_blocked(
+    browser: Browser, server: Server, page_path: str, rendered: str
+) -> None:
+    context = browser.new_context()
+    origin = f"{server.base_url}/"
+    blocked: list[str] = []
+
+    def only_own_origin(route: Any) -> None:
+        if route.request.url.startswith(origin):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_own_origin)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server.base_url}{page_path}")
+        page.wait_for_selector(rendered)
+        if page_path == "/docs":
+            operations = page.locator(".opblock")
+            assert operations.count() >= 8
+            assert "/v1/models/{name}/predict" in (page.text_content("#swagger-ui") or "")
+    finally:
+        context.close()
+    assert not blocked
+    assert not errors

@@ -20,6 +20,7 @@ ASSETS = {
     "card.js": "text/javascript",
     "chart.js": "text/javascript",
     "results.js": "text/javascript",
+    "image.js": "text/javascript",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }

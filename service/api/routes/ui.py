@@ -32,6 +32,7 @@ _ASSETS = {
     "card.js": "text/javascript; charset=utf-8",
     "chart.js": "text/javascript; charset=utf-8",
     "results.js": "text/javascript; charset=utf-8",
+    "image.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

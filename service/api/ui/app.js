@@ -3,6 +3,7 @@
 
 import { api, ApiError, saveKey, savedKey } from "./api.js";
 import { h, modelCard } from "./card.js";
+import { imageSide, pixelPicture } from "./image.js";
 import { renderResults } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
@@ -18,6 +19,7 @@ const state = {
   example: 0,
   run: 0, // id of the latest run; answers of older runs are dropped
   shown: null, // the last answers drawn, redrawn when the width changes
+  picture: null, // the image drawing of the fields, for models whose inputs are pixels
   width: 0,
 };
 
@@ -138,6 +140,12 @@ function buildForm(detail) {
     h("p", { id: `f-${i}-error`, class: "error" })));
   $("features").replaceChildren(...fields);
   $("features").classList.toggle("dense", detail.features.length > 16);
+  const side = imageSide(detail.features);
+  state.picture = side ? pixelPicture(side, detail.examples, (i) => $(`f-${i}`), () => {}) : null;
+  $("picture").replaceChildren(...(state.picture ? [state.picture.node, h("figcaption", {
+    text: `The ${side}x${side} pixels as an image; click a pixel to turn it on or off.`,
+  })] : []));
+  $("picture").hidden = !state.picture;
   const limits = detail.limits;
   // Samples come back (for the histogram) up to max_return_samples; past it only the summary.
   const top = Math.min(limits.max_samples, limits.max_work,
@@ -158,6 +166,7 @@ function fillExample(index) {
   state.example = index;
   const row = state.detail.examples[index];
   state.detail.features.forEach((_, i) => { $(`f-${i}`).value = String(row[i]); });
+  if (state.picture) state.picture.redraw();
 }
 
 function randomExample() {
@@ -252,6 +261,7 @@ function start() {
   $("version").addEventListener("change", loadDetail);
   $("inputs").addEventListener("submit", predict);
   $("random").addEventListener("click", randomExample);
+  $("features").addEventListener("input", () => { if (state.picture) state.picture.redraw(); });
   $("samples").addEventListener("input", () => { $("samples-value").value = $("samples").value; });
   // Arrow keys fire a change per step: run once the value rests.
   let settle = 0;

@@ -79,6 +79,7 @@ function regressionOutput(name, k, det, mc, meta, width) {
 }
 
 function classification(classes, det, mc, meta, width) {
+  const most = Math.log(classes.length); // the entropy of K equally likely classes
   const best = classes.indexOf(mc.label);
   const detBest = classes.indexOf(det.label);
   const facts = h("dl", { class: "answers" },
@@ -88,10 +89,18 @@ function classification(classes, det, mc, meta, width) {
     h("div", { class: "answer mc" }, h("dt", {}, swatch("mc"), `MC dropout (T = ${meta.samples})`),
       h("dd", {}, h("span", { class: "mc-label", text: mc.label }), " with mean p = ",
         value(mc.probabilities[best]), " ± ", value(mc.std[best]))),
-    h("div", { class: "answer" }, h("dt", { text: "predictive entropy" }), h("dd", {}, value(mc.predictive_entropy), " nats")),
+    h("div", { class: "answer" }, h("dt", { text: "predictive entropy" }),
+      h("dd", {}, value(mc.predictive_entropy), ` nats of at most ln ${classes.length} = ${fmt(most)}`)),
     h("div", { class: "answer" }, h("dt", { text: "mutual information (passes disagreeing)" }),
-      h("dd", {}, value(mc.mutual_information, { class: "mutual-information" }), " nats")),
+      h("dd", {}, value(mc.mutual_information, { class: "mutual-information" }),
+        ` nats of at most ${fmt(most)} (${short(100 * mc.mutual_information / most)}%)`)),
   );
+  const meaning = h("p", {
+    class: "hint mi-meaning",
+    text: "A high mutual information (towards ln K) means the passes disagree: the model itself "
+      + "is unsure of this row, for instance because it is unlike the training data. A high "
+      + "entropy with a low mutual information means the passes agree that the row is ambiguous.",
+  });
   const charts = [figure(
     bars({
       width, labels: classes, values: mc.probabilities, spread: mc.std, marks: det.probabilities,
@@ -111,7 +120,7 @@ function classification(classes, det, mc, meta, width) {
         .concat([": mean probability over the first t passes, settling as T grows"]),
     ));
   }
-  return h("article", { class: "output" }, h("h3", { text: "class probabilities" }), facts, figures(...charts));
+  return h("article", { class: "output" }, h("h3", { text: "class probabilities" }), facts, meaning, figures(...charts));
 }
 
 /** A summary sentence (for the live region) and one article per output (or the class chart). */
