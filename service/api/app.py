@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from service.api.routes import metrics as metrics_route
 from service.config import Settings
 from service.dataplane import DataPlane, EngineFactory, ModelRegistry
 from service.dataplane.admin import ModelAdmin
+from service.dataplane.model_set import save_model_set, sibling_model_set
 from service.dataplane.peers import ProcessPeers, answer_peers
 from service.dataplane.readiness import readiness_handler
 from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
@@ -78,7 +80,12 @@ def create_app(
                 **admin.handlers(),
             }
             await exporter.enter_async_context(answer_peers(peers, handlers))
-        loading = asyncio.create_task(asyncio.to_thread(registry.load_all))
+            # A process that starts beside running siblings (restarted after a crash) serves
+            # what they serve, not what the folder holds by now.
+            registry.on_change = partial(save_model_set, peers)
+            metrics.process_restarts.set(peers.restarts)
+        pinned = None if peers is None else sibling_model_set(peers)
+        loading = asyncio.create_task(asyncio.to_thread(registry.load_all, pinned))
         loading.add_done_callback(_log_task_failure)
         hangup = _install_sighup_reload(registry)
         try:

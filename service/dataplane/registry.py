@@ -19,6 +19,7 @@ import torch
 
 from service.bundle import Bundle, Manifest, ReadPolicy, discover, load_bundle, verify_bundle
 from service.config import Settings
+from service.dataplane.model_set import ModelSet
 from service.device import resolve_torch_device
 from service.engines import DeterministicEngine, EngineFactory, StochasticEngine, build_engines
 from service.engines.precision import Setting, resolve_precision
@@ -91,12 +92,14 @@ class ReloadReport:
 class ModelRegistry:
     """Discovers, verifies, loads and warms every bundle; answers lookups by name and version.
 
-    `on_reload`, when given, receives the report of every (re)load (for metrics); `engines`
-    builds the engines of each version (tests pass service.engines.fake's).
+    `on_reload`, when given, receives the report of every (re)load (for metrics); `on_change`
+    the set of models served after every (re)load and unload; `engines` builds the engines of
+    each version (tests pass service.engines.fake's).
     """
 
     settings: Settings
     on_reload: Callable[[ReloadReport], None] | None = None
+    on_change: Callable[[ModelSet], None] | None = None
     engines: EngineFactory = build_engines
     device: torch.device = field(init=False)
     _models: Table = field(default_factory=dict, init=False)
@@ -126,26 +129,41 @@ class ModelRegistry:
         """Bundle path -> why it was skipped at the last (re)load."""
         return dict(self._failures)
 
-    def load_all(self) -> ReloadReport:
-        """First load at startup; the registry is ready once it returns."""
+    def load_all(self, pinned: ModelSet | None = None) -> ReloadReport:
+        """First load at startup; the registry is ready once it returns. With `pinned` (the set
+        sibling processes serve), only its versions are loaded and its unloaded names skipped."""
         try:
-            return self.reload()
+            if pinned is not None:
+                self._unloaded = frozenset(pinned.unloaded)
+            return self.reload(pinned=pinned)
         finally:
             self._ready.set()
 
-    def reload(self, only: str | None = None) -> ReloadReport:
+    def snapshot(self) -> ModelSet:
+        """The versions served now, and the names unloaded by request."""
+        versions = {name: list(versions) for name, versions in self._models.items()}
+        return ModelSet(versions, sorted(self._unloaded))
+
+    def reload(self, only: str | None = None, *, pinned: ModelSet | None = None) -> ReloadReport:
         """Rescan the models folder and swap in the result.
 
         New or changed bundles are loaded and warmed beside the serving ones; a bundle that fails
         verification or loading is reported and skipped, and a version already serving keeps
         serving from memory. Versions gone from disk are unloaded. With `only`, just that model
-        is rescanned and the rest of the table is left as it is.
+        is rescanned and the rest of the table is left as it is; with `pinned`, only the
+        versions it lists are loaded.
         """
         with self._reload_lock:
             current = self._models
             found = discover(Path(self.settings.models_dir))
             if only is not None:
                 found = {only: found[only]} if only in found else {}
+            elif pinned is not None:
+                found = {
+                    name: {v: path for v, path in versions.items() if v in pinned.versions[name]}
+                    for name, versions in found.items()
+                    if name in pinned.versions
+                }
             elif not found:
                 logger.warning("no model bundles found under %s", self.settings.models_dir)
             table: Table = {} if only is None else {n: v for n, v in current.items() if n != only}
@@ -192,6 +210,8 @@ class ModelRegistry:
             )
         if self.on_reload is not None:
             self.on_reload(report)
+        if self.on_change is not None:
+            self.on_change(self.snapshot())
         for key in report.loaded:
             logger.info("loaded model %s on %s", key, self.device)
         for key in report.unloaded:
@@ -206,6 +226,8 @@ class ModelRegistry:
             versions = list(self._models[name])
             self._models = {n: v for n, v in self._models.items() if n != name}
             self._unloaded = self._unloaded | {name}
+        if self.on_change is not None:
+            self.on_change(self.snapshot())
         logger.info("unloaded model %s (versions %s) on request", name, versions)
         return versions
 

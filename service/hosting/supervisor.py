@@ -80,6 +80,7 @@ class _Supervisor:
         self.sockets_folder = sockets_folder
         self.context = multiprocessing.get_context("spawn")
         self.slots: list[_Slot] = []
+        self.restarts: dict[int, int] = {}  # index -> times its worker was replaced
         self.stopping = False
         self.pause_s = 1.0
 
@@ -92,7 +93,9 @@ class _Supervisor:
             args=(
                 settings,
                 self.sock,
-                ProcessPeers(index, settings.processes, self.sockets_folder),
+                ProcessPeers(
+                    index, settings.processes, self.sockets_folder, self.restarts.get(index, 0)
+                ),
             ),
             name=f"dropserve-worker-{index}",
         )
@@ -144,7 +147,10 @@ class _Supervisor:
         deadline = time.monotonic() + self.pause_s
         while time.monotonic() < deadline and not self.stopping:
             time.sleep(0.1)
-        return None if self.stopping else self.start(slot.index)
+        if self.stopping:
+            return None
+        self.restarts[slot.index] = self.restarts.get(slot.index, 0) + 1
+        return self.start(slot.index)
 
 
 def supervise(settings: Settings) -> int:

@@ -113,6 +113,12 @@ class Metrics:
             "Bundles that failed verification or loading.",
             registry=registry,
         )
+        self.process_restarts = Gauge(
+            "dropserve_process_restarts",
+            "Times the host restarted this server process's slot after it died (several "
+            "processes on one port).",
+            registry=registry,
+        )
         self._state = _StateCollector()
         registry.register(self._state)
 

@@ -157,6 +157,46 @@ def test_a_dead_worker_is_replaced(cluster: tuple[Server, Path, int]) -> None:
     assert "exited with code -9; restarting it" in server.log()
 
 
+def restarts(port: int) -> int:
+    found = re.search(r"^dropserve_process_restarts (\d+)\.0$", worker_metrics(port), re.M)
+    assert found is not None
+    return int(found[1])
+
+
+def test_a_restarted_worker_serves_what_its_siblings_serve(
+    cluster: tuple[Server, Path, int],
+) -> None:
+    server, models, metrics_port = cluster
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    answer = httpx.post(f"{server.base_url}/admin/models/toyreg/unload", headers=auth, timeout=60)
+    assert answer.status_code == 200, answer.text
+    # A version lands in the folder without a reload: the workers do not serve it, so the
+    # restarted one must not either.
+    make_bundle(models, name="late", seed=4)
+    expected = loaded(metrics_port)
+    assert expected == loaded(metrics_port + 1)
+    assert not any(key.startswith(("toyreg/", "late/")) for key in expected)
+    counts = [restarts(metrics_port + index) for index in range(2)]
+    os.kill(workers(server.process.pid)[0], signal.SIGKILL)
+
+    def restarted() -> int | None:
+        for index in range(2):
+            try:
+                if restarts(metrics_port + index) > counts[index]:
+                    return index
+            except (httpx.TransportError, AssertionError):
+                continue  # that worker's metrics port is not up yet
+        return None
+
+    wait_for(lambda: restarted() is not None)
+    index = restarted()
+    assert index is not None
+    wait_for(lambda: loaded(metrics_port + index) == expected)
+    wait_for(lambda: httpx.get(f"{server.base_url}/health/ready", timeout=5).status_code == 200)
+    answer = httpx.post(f"{server.base_url}/admin/models/toyreg/load", headers=auth, timeout=60)
+    assert answer.status_code == 200, answer.text
+
+
 def test_sigterm_stops_every_worker_and_exits_0(tmp_path: Path) -> None:
     models = tmp_path / "models"
     make_bundle(models, name="toyreg", seed=1)
