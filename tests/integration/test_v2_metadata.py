@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.config import Settings
+from service.dataplane.model_set import ModelSet
 from service.dataplane.registry import ModelRegistry
 from tests.integration.conftest import wait_ready
 
@@ -118,9 +119,9 @@ def test_everything_is_503_until_models_are_loaded(
     release = threading.Event()
     original = ModelRegistry.load_all
 
-    def slow_load_all(self: ModelRegistry) -> None:
+    def slow_load_all(self: ModelRegistry, pinned: ModelSet | None = None) -> None:
         release.wait(timeout=30)
-        original(self)
+        original(self, pinned)
 
     monkeypatch.setattr(ModelRegistry, "load_all", slow_load_all)
     request = {
