@@ -74,29 +74,38 @@ async def answer_peers(peers: ProcessPeers, handlers: Mapping[str, Handler]) -> 
         path.unlink(missing_ok=True)
 
 
-async def _ask(path: Path, request: bytes, timeout: float) -> bytes | None:
+async def _ask(path: Path, request: bytes, timeout: float, silent: bytes | None) -> bytes | None:
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+    except OSError as exc:
+        logger.debug("server process at %s is not running: %r", path, exc)
+        return None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_unix_connection(str(path))
-            try:
-                writer.write(request)
-                await writer.drain()
-                return await reader.read()
-            finally:
-                writer.close()
+            writer.write(request)
+            await writer.drain()
+            return await reader.read()
     except (OSError, TimeoutError) as exc:
         logger.warning("server process at %s did not answer: %r", path, exc)
-        return None
+        return silent
+    finally:
+        writer.close()
 
 
 async def ask_siblings(
-    peers: ProcessPeers, command: str, argument: str = "", *, timeout: float
+    peers: ProcessPeers,
+    command: str,
+    argument: str = "",
+    *,
+    timeout: float,
+    silent: bytes | None = None,
 ) -> dict[int, bytes | None]:
-    """Every sibling's answer to `command`, by index; None for one that did not answer within
-    `timeout` seconds (being restarted, or stuck)."""
+    """Every sibling's answer to `command`, by index: None for one that is not running (no
+    socket to connect to), `silent` for one that took the question but did not answer within
+    `timeout` seconds (busy, or stuck)."""
     request = f"{command} {argument}".strip().encode() + b"\n"
     siblings = peers.siblings
     answers = await asyncio.gather(
-        *(_ask(peers.socket(index), request, timeout) for index in siblings)
+        *(_ask(peers.socket(index), request, timeout, silent) for index in siblings)
     )
     return dict(zip(siblings, answers, strict=True))

@@ -3,9 +3,10 @@
 A process is ready once its models are loaded and warmed, and while it is not draining. With
 several processes on one port, a load balancer's probe reaches one of them, but every process
 takes connections as soon as it runs: so a process answers ready only when every sibling that
-answers is ready too, and one still loading makes the probe wait. A sibling that does not answer
-at all (it died and is backing off before a restart) accepts no connections either: it is named
-in the answer but does not hold the others back.
+answers is ready too, and one still loading makes the probe wait. A sibling that is not running
+(it died and is backing off before a restart) accepts no connections either: it is named in the
+answer but does not hold the others back; one that is running but does not answer in time is
+counted as busy, and does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = ["DOWN", "READY", "Readiness", "readiness", "readiness_handler"]
 READY = "ready"
 DOWN = "down"
 _TIMEOUT_S = 1.0
+_OWN_STATUSES = ("draining", "loading", "not_ready")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,19 @@ async def readiness(dataplane: DataPlane, peers: ProcessPeers | None) -> Readine
     own = own_status(dataplane)
     if peers is None or own != READY:
         return Readiness(own)
-    answers = await ask_siblings(peers, "ready", timeout=_TIMEOUT_S)
+    # A sibling too busy to answer (loading models, warming up) may be taking connections.
+    answers = await ask_siblings(peers, "ready", timeout=_TIMEOUT_S, silent=b"busy")
     statuses = {peers.index: own}
     for index, answer in answers.items():
         statuses[index] = answer.decode(errors="replace") if answer else DOWN
     if all(status == READY for status in statuses.values()):
         return Readiness(READY)
     waiting = [status for status in statuses.values() if status not in (READY, DOWN)]
-    return Readiness(waiting[0] if waiting else READY, dict(sorted(statuses.items())))
+    if not waiting:
+        return Readiness(READY, dict(sorted(statuses.items())))
+    # A sibling busy (or answering something unknown) is reported as loading: it is not ready.
+    overall = next((status for status in waiting if status in _OWN_STATUSES), "loading")
+    return Readiness(overall, dict(sorted(statuses.items())))
 
 
 def readiness_handler(dataplane: DataPlane) -> Handler:

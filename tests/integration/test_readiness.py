@@ -25,6 +25,8 @@ def dataplane(toy_models_dir: Path) -> DataPlane:
 
 def _says(status: str) -> dict[str, Handler]:
     async def answer(_: str) -> bytes:
+        if status == "silent":
+            await asyncio.sleep(5)  # past the readiness probe's timeout
         return status.encode()
 
     return {"ready": answer}
@@ -62,6 +64,14 @@ def test_a_process_that_is_down_is_named_but_does_not_hold_back(
     status, processes = _probe(dataplane, tmp_path, 3, {1: "ready"})
     assert status == "ready"
     assert processes == {0: "ready", 1: "ready", 2: "down"}
+
+
+def test_a_sibling_that_does_not_answer_in_time_counts_as_busy(
+    dataplane: DataPlane, tmp_path: Path
+) -> None:
+    status, processes = _probe(dataplane, tmp_path, 2, {1: "silent"})
+    assert status == "loading"
+    assert processes == {0: "ready", 1: "busy"}
 
 
 def test_a_single_process_asks_nobody(dataplane: DataPlane) -> None:

@@ -207,7 +207,7 @@ class UncertaintyResponse(BaseModel):
     outputs: list[str]
     samples: int
     seed: int
-    interval: float | None = Field(description="Central interval mass (regression only).")
+    interval: float | None = Field(None, description="Central interval mass (regression only).")
     device: str
     precision: Literal["fp32", "tf32", "bf16"] = Field(
         description="Arithmetic of the passes (DROPSERVE_PRECISION, resolved for this T)."
