@@ -188,9 +188,10 @@ def measure(quick: bool = False) -> dict[str, Any]:
     python = sys.executable
     uvicorn_args = ["--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
     servers = {
+        # The default server: one process per core (DROPSERVE_PROCESSES=0).
         "dropserve": (dropserve_command(), DROPSERVE_ENV),
-        # The same server as two processes sharing the port (DROPSERVE_PROCESSES=2).
-        "dropserve-2p": ([*dropserve_command(), "--processes", "2"], DROPSERVE_ENV),
+        # The same server as one process, the floors' own shape (DROPSERVE_PROCESSES=1).
+        "dropserve-1p": ([*dropserve_command(), "--processes", "1"], DROPSERVE_ENV),
         "hello": ([python, "-m", "uvicorn", "bench.servers.hello:app", *uvicorn_args], {}),
         "naive": (
             [python, "-m", "uvicorn", "bench.servers.naive:app", *uvicorn_args],
@@ -231,11 +232,11 @@ def measure(quick: bool = False) -> dict[str, Any]:
             "http_W3_vs_hello_c32": pair("dropserve", "W3", "hello"),
             "http_W4_vs_naive_c32": pair("dropserve", "W4", "naive"),
             "http_W3_vs_naive_c32": pair("dropserve", "W3", "naive"),
-            # Two dropserve processes against the one-process floor: what the machine serves.
-            "http_W1_vs_hello_c32_2processes": pair("dropserve-2p", "W1", "hello"),
-            "http_W2_vs_hello_c32_2processes": pair("dropserve-2p", "W2", "hello"),
-            "http_W3_vs_hello_c32_2processes": pair("dropserve-2p", "W3", "hello"),
-            "http_W4_vs_naive_c32_2processes": pair("dropserve-2p", "W4", "naive"),
+            # One dropserve process against the same one-process floors.
+            "http_W1_vs_hello_c32_1process": pair("dropserve-1p", "W1", "hello"),
+            "http_W2_vs_hello_c32_1process": pair("dropserve-1p", "W2", "hello"),
+            "http_W3_vs_hello_c32_1process": pair("dropserve-1p", "W3", "hello"),
+            "http_W4_vs_naive_c32_1process": pair("dropserve-1p", "W4", "naive"),
         }
     )
     return {"quick": quick, "seconds": seconds, "runs": rows, "ratios": ratios}
