@@ -3,7 +3,8 @@
 Suites: `engine` (MC engine vs naive loop vs GEMM floor), `http` (a real server under wrk beside
 the HTTP floor and the naive server), `batching` (dynamic batching off vs on), `gpu` (the engine
 on CUDA: eager, CUDA graphs, fp32/tf32/bf16; says it skipped without a GPU), `scaling` (W1 and
-W4 with 1, 2 and all server processes). With no suite
+W4 with 1, 2 and all server processes), `memory` (resident memory with 1-8 processes). With no
+suite
 named, all run. Each prints a table and `RATIO <name> <value>` lines and merges its results
 into bench/results/<date>-<machine>.json.
 The UCI benchmark (`python -m bench.uci`) and the soak test (`python -m tests.soak`) take minutes
@@ -21,11 +22,19 @@ from bench.suites.batching import BatchingSuite
 from bench.suites.engine import EngineSuite
 from bench.suites.gpu import GpuSuite
 from bench.suites.http import HttpSuite
+from bench.suites.memory import MemorySuite
 from bench.suites.scaling import ScalingSuite
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (EngineSuite(), HttpSuite(), BatchingSuite(), ScalingSuite(), GpuSuite())
+    for suite in (
+        EngineSuite(),
+        HttpSuite(),
+        BatchingSuite(),
+        ScalingSuite(),
+        MemorySuite(),
+        GpuSuite(),
+    )
 }
 
 

@@ -23,10 +23,12 @@ from service.config import Settings
 from service.dataplane import DataPlane, EngineFactory, ModelRegistry
 from service.dataplane.admin import ModelAdmin
 from service.dataplane.model_set import save_model_set, sibling_model_set
-from service.dataplane.peers import ProcessPeers, answer_peers
 from service.dataplane.readiness import readiness_handler
-from service.observability import AccessMiddleware, InferenceRecorder, Metrics, serve_metrics
+from service.observability.access import AccessMiddleware
+from service.observability.metrics import Metrics, serve_metrics
 from service.observability.process_metrics import metrics_handler
+from service.observability.recorder import InferenceRecorder
+from service.peers import ProcessPeers, answer_peers
 
 __all__ = ["create_app"]
 

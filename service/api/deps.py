@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.dataplane import DataPlane, ModelRegistry
 from service.dataplane.admin import ModelAdmin
-from service.dataplane.peers import ProcessPeers
-from service.observability import Metrics
+from service.observability.metrics import Metrics
+from service.peers import ProcessPeers
 
 __all__ = [
     "DataPlaneDep",

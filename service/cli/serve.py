@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from service.cli.common import DEFAULT, SubParsers
 
@@ -72,7 +73,6 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.config import get_settings
-    from service.hosting.server import serve
 
     try:
         settings = get_settings(
@@ -113,23 +113,41 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     from service.hosting.sizing import plan_processes
-    from service.hosting.supervisor import supervise
     from service.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     plan = plan_processes(settings, cuda=_mc_on_cuda(settings))
     logging.getLogger("service.hosting").info("%d server process(es): %s", plan.count, plan.reason)
-    settings = settings.model_copy(update={"processes": plan.count})
-    if settings.processes > 1:
-        return supervise(settings)
-    serve(settings)
+    if plan.count > 1:
+        _exec_supervisor(args, plan.count)
+    from service.hosting.server import serve
+
+    serve(settings.model_copy(update={"processes": 1}))
     return 0
+
+
+def _exec_supervisor(args: argparse.Namespace, processes: int) -> NoReturn:
+    """Become `python -m service.hosting` (same PID, same signals), with the flags as
+    DROPSERVE_* variables: the supervisor need not hold what this process has imported."""
+    flags = {
+        "HOST": args.host,
+        "PORT": args.port,
+        "MODELS_DIR": args.models_dir,
+        "DEVICE": args.device,
+        "LOG_LEVEL": args.log_level,
+    }
+    env = {**os.environ, **{f"DROPSERVE_{k}": str(v) for k, v in flags.items() if v is not None}}
+    env["DROPSERVE_PROCESSES"] = str(processes)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "service.hosting"], env)
 
 
 def _mc_on_cuda(settings: Settings) -> bool:
     """Whether MC dropout would run on CUDA (only asked when the process count is to be
-    chosen: importing torch costs the CLI a second)."""
-    if settings.processes or settings.device == "cpu":
+    chosen, and torch only asked where an NVIDIA device node exists: Linux's, or WSL's)."""
+    gpu_nodes = ("/dev/nvidiactl", "/dev/dxg")
+    if settings.processes or settings.device == "cpu" or not any(map(os.path.exists, gpu_nodes)):
         return False
     import torch
 

@@ -1,7 +1,7 @@
 """Admin actions on the loaded models, taken by every server process.
 
 With several processes on one port, the one that takes an admin request acts, then asks each
-sibling over the peer channel (service.dataplane.peers) to take the same action, and the answer
+sibling over the peer channel (service.peers) to take the same action, and the answer
 says what each process did: nothing is answered before every process has acted or failed to
 answer in time. A sibling's own failure (a bundle that failed to load, a model it does not
 have) comes back as its report or error, never as an exception here.
@@ -14,9 +14,9 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-from service.dataplane.peers import Handler, ProcessPeers, ask_siblings
 from service.dataplane.registry import ModelRegistry, ReloadReport
 from service.errors import DropserveError, ModelNotFoundError
+from service.peers import Handler, ProcessPeers, ask_siblings
 
 __all__ = ["AdminResult", "ModelAdmin", "ProcessOutcome"]
 

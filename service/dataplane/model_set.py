@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from service.dataplane.peers import ProcessPeers
+from service.peers import ProcessPeers
 
 __all__ = ["ModelSet", "save_model_set", "sibling_model_set"]
 

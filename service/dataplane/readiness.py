@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from service.dataplane.peers import Handler, ProcessPeers, ask_siblings
 from service.dataplane.plane import DataPlane
+from service.peers import Handler, ProcessPeers, ask_siblings
 
 __all__ = ["DOWN", "READY", "Readiness", "readiness", "readiness_handler"]
 

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 
 from service.api import create_app
 from service.config import Settings
-from service.dataplane.peers import ProcessPeers
 from service.hosting.protocol import ReadLimits, bounded_protocol
 from service.observability import configure_logging
+from service.peers import ProcessPeers
 
 __all__ = ["DrainingServer", "configure_logging", "serve", "uvicorn_config"]
 

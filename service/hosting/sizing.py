@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bundle import discover
 from service.config import MAX_PROCESSES, Settings
 from service.resources import available_cpus, available_memory
 
@@ -39,11 +38,17 @@ class ProcessPlan:
 
 
 def estimate_process_bytes(models_dir: Path) -> int:
-    """Expected resident bytes of one server process with every bundle under `models_dir`."""
-    model_bytes = 0
-    for versions in discover(models_dir).values():
-        for folder in versions.values():
-            model_bytes += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    """Expected resident bytes of one server process with every bundle under `models_dir`.
+
+    The bundle folders (`<name>/<version>/`) are globbed here rather than found with
+    service.bundle's `discover`: that package imports torch, which the supervising process,
+    the one that sizes the others, never needs. A stray folder only makes the estimate larger.
+    """
+    model_bytes = sum(
+        file.stat().st_size
+        for file in models_dir.glob("*/[1-9]*/*")
+        if file.is_file() and file.parent.name.isdigit()
+    )
     return PROCESS_BASE_BYTES + _MODEL_COPIES * model_bytes
 
 

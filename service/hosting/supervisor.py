@@ -11,7 +11,7 @@ models folder; and it restarts a worker that dies on its own, after a pause that
 workers keep dying young.
 
 Each worker keeps its own state: models, queue bound, metrics. The workers reach each other
-over Unix sockets in a private folder the supervisor makes (service.dataplane.peers): `/metrics`
+over Unix sockets in a private folder the supervisor makes (service.peers): `/metrics`
 on the main port answers for every worker, each series labelled with its index, and an admin
 action (reload, load or unload a model) is taken by every worker before it is answered. With
 DROPSERVE_METRICS_PORT each worker listens on METRICS_PORT + its index instead.
@@ -33,8 +33,8 @@ from pathlib import Path
 from types import FrameType
 
 from service.config import Settings
-from service.dataplane.peers import ProcessPeers
 from service.observability import configure_logging
+from service.peers import ProcessPeers
 
 __all__ = ["supervise"]
 

@@ -2,7 +2,7 @@
 
 The kernel hands each connection to one process, so a scrape of `/metrics` reaches one of them;
 answering only for itself, a counter would seem to jump back and forth between scrapes. So each
-process also answers `metrics` on its peer socket (service.dataplane.peers), and the process
+process also answers `metrics` on its peer socket (service.peers), and the process
 that takes a scrape collects its siblings' and answers for all of them, every series labelled
 `process="<index>"` (sum them in PromQL). A sibling that does not answer in time (one being
 restarted) is left out of that scrape and counted in `dropserve_metrics_processes_missing`.
@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from service.dataplane.peers import Handler, ProcessPeers, ask_siblings
+from service.peers import Handler, ProcessPeers, ask_siblings
 
 __all__ = ["collect_processes", "merge_expositions", "metrics_handler"]
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.config import Settings
-from service.dataplane.peers import ProcessPeers
+from service.peers import ProcessPeers
 from tests.factories import make_bundle
 from tests.integration.conftest import wait_ready
 

@@ -11,7 +11,7 @@ import pytest
 
 from service.config import Settings
 from service.dataplane import DataPlane, ModelRegistry
-from service.dataplane.peers import Handler, ProcessPeers, answer_peers
+from service.peers import Handler, ProcessPeers, answer_peers
 from service.dataplane.readiness import readiness
 
 
