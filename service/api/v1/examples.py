@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.openapi.models import Example
+from pydantic import JsonValue
 
 __all__ = [
     "MODEL_NAMES",
@@ -22,23 +23,18 @@ __all__ = [
     "error_responses",
 ]
 
-CONCRETE_ROW = [540.0, 0.0, 0.0, 162.0, 2.5, 1040.0, 676.0, 28.0]
-CONCRETE_OBJECT = dict(
-    zip(
-        [
-            "cement",
-            "slag",
-            "fly_ash",
-            "water",
-            "superplasticizer",
-            "coarse_aggregate",
-            "fine_aggregate",
-            "age",
-        ],
-        [332.5, 142.5, 0.0, 228.0, 0.0, 932.0, 594.0, 270.0],
-        strict=True,
-    )
-)
+# One concrete row, in feature order and keyed by name; the request schemas show them too.
+CONCRETE_ROW: list[JsonValue] = [540.0, 0.0, 0.0, 162.0, 2.5, 1040.0, 676.0, 28.0]
+CONCRETE_OBJECT: dict[str, JsonValue] = {
+    "cement": 332.5,
+    "slag": 142.5,
+    "fly_ash": 0.0,
+    "water": 228.0,
+    "superplasticizer": 0.0,
+    "coarse_aggregate": 932.0,
+    "fine_aggregate": 594.0,
+    "age": 270.0,
+}
 # An 8x8 image of a "1", row by row, counts 0-16.
 DIGITS_ROW = [0, 0, 0, 12, 13, 5, 0, 0, 0, 0, 0, 11, 16, 9, 0, 0, 0, 0, 3, 15, 16, 6, 0, 0]
 DIGITS_ROW += [0, 7, 15, 16, 16, 2, 0, 0, 0, 0, 1, 16, 16, 3, 0, 0, 0, 0, 1, 16, 16, 6, 0, 0]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.api.v1.examples import CONCRETE_OBJECT, CONCRETE_ROW
 from service.dataplane.rules import DEFAULT_INTERVAL, MAX_SEED
 
 __all__ = [
@@ -20,18 +21,6 @@ __all__ = [
     "UncertaintyRequest",
     "UncertaintyResponse",
 ]
-
-CONCRETE_ROW: list[JsonValue] = [540.0, 0.0, 0.0, 162.0, 2.5, 1040.0, 676.0, 28.0]
-CONCRETE_OBJECT: dict[str, JsonValue] = {
-    "cement": 332.5,
-    "slag": 142.5,
-    "fly_ash": 0.0,
-    "water": 228.0,
-    "superplasticizer": 0.0,
-    "coarse_aggregate": 932.0,
-    "fine_aggregate": 594.0,
-    "age": 270.0,
-}
 
 # Rows are validated against the model's own feature list in service.dataplane.inputs, which
 # names the row and feature at fault; the schema only documents the two accepted shapes.
