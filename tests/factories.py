@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import save_bundle
+from service.bundle.manifest import Architecture
 from service.export import ExportResult, export_onnx
 from service.model import DropoutMLP, MLPConfig, Standardizer
 from service.model.mlp import Activation, DropoutStyle, Task
@@ -115,11 +116,7 @@ def manifest_fields(
         "features": [f"x{i}" for i in range(config.n_features)],
         "targets": [f"y{i}" for i in range(config.n_outputs)] if regression else ["species"],
         "classes": None if regression else list(CLASSES[: config.n_outputs]),
-        "architecture": {
-            key: value
-            for key, value in config.to_dict().items()
-            if key not in {"n_features", "n_outputs", "task"}
-        },
+        "architecture": Architecture.of(config).model_dump(),
         "normalization": dataclasses.asdict(norm),
         "tau": [4.0] * config.n_outputs if regression else None,
         "metrics": {"rmse": 0.5} if regression else {"accuracy": 0.9},

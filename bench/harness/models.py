@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from service.bundle import Bundle, load_bundle, save_bundle
+from service.bundle.manifest import Architecture
 from service.export import export_onnx
 from service.model import DropoutMLP, MLPConfig, Standardizer
 from service.training.provenance import library_versions, onnx_fields
@@ -55,11 +56,7 @@ def write_bundle(models_dir: Path, model: BenchModel, seed: int = 0) -> Bundle:
         "features": [f"x{i}" for i in range(config.n_features)],
         "targets": [f"y{i}" for i in range(config.n_outputs)] if regression else ["label"],
         "classes": None if regression else [str(i) for i in range(config.n_outputs)],
-        "architecture": {
-            key: value
-            for key, value in config.to_dict().items()
-            if key not in {"n_features", "n_outputs", "task"}
-        },
+        "architecture": Architecture.of(config).model_dump(),
         "normalization": dataclasses.asdict(scaler),
         "tau": [1.0] * config.n_outputs if regression else None,
         "training": {

@@ -49,6 +49,18 @@ class Architecture(_Strict):
     style: Literal["inverted", "classic"] = "inverted"
     activation: Literal["relu", "tanh", "gelu", "sigmoid"] = "relu"
 
+    @classmethod
+    def of(cls, config: MLPConfig) -> Architecture:
+        """The manifest's shape of `config`: less the widths and task, which the manifest's
+        features, outputs and task already say."""
+        return cls.model_validate(
+            {
+                key: value
+                for key, value in config.to_dict().items()
+                if key not in {"n_features", "n_outputs", "task"}
+            }
+        )
+
 
 class Normalization(_Strict):
     """Training-split statistics; clients send raw values and the bundle standardises them."""

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import Manifest, save_bundle
+from service.bundle.manifest import Architecture
 from service.errors import ModelImportError
 from service.export import export_onnx
 from service.importers.metadata import (
@@ -172,11 +173,7 @@ def import_bundle(network: ImportedNetwork, source: SourceFile, options: ImportO
         "features": meta.features,
         "targets": meta.targets,
         "classes": meta.classes,
-        "architecture": {
-            key: value
-            for key, value in config.to_dict().items()
-            if key not in {"n_features", "n_outputs", "task"}
-        },
+        "architecture": Architecture.of(config).model_dump(),
         "normalization": dataclasses.asdict(standardizer),
         "tau": evaluation.tau,
         "metrics": evaluation.metrics,

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import torch
 
 from service.bundle import Manifest, save_bundle
+from service.bundle.manifest import Architecture
 from service.errors import DataError
 from service.export import ExportResult, export_onnx
 from service.model import DropoutMLP, MLPConfig, Standardizer
@@ -123,12 +124,7 @@ def _manifest_fields(
         "features": data.feature_names,
         "targets": data.target_names,
         "classes": data.classes,
-        # The manifest's architecture is MLPConfig less the widths it derives from its columns.
-        "architecture": {
-            key: value
-            for key, value in config.to_dict().items()
-            if key not in {"n_features", "n_outputs", "task"}
-        },
+        "architecture": Architecture.of(config).model_dump(),
         "normalization": dataclasses.asdict(standardizer),
         "tau": evaluation.tau,
         "metrics": {"train_loss": result.kept.train_loss, **evaluation.metrics},

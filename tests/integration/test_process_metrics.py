@@ -10,13 +10,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.peers import ProcessPeers, answer_peers
 from service.observability.metrics import Metrics
 from service.observability.process_metrics import (
     collect_processes,
     merge_expositions,
     metrics_handler,
 )
+from service.peers import ProcessPeers, answer_peers
 
 
 def serve_own_metrics(peers: ProcessPeers, registry: CollectorRegistry) -> Any:

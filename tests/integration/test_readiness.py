@@ -11,8 +11,8 @@ import pytest
 
 from service.config import Settings
 from service.dataplane import DataPlane, ModelRegistry
-from service.peers import Handler, ProcessPeers, answer_peers
 from service.dataplane.readiness import readiness
+from service.peers import Handler, ProcessPeers, answer_peers
 
 
 @pytest.fixture(scope="module")
