@@ -57,7 +57,11 @@ def test_unknown_model_metadata(client: TestClient) -> None:
         ([{"x0": 1, "x1": 2}], "instances[0] is missing feature(s) 'x2'; expected: x0, x1, x2"),
         ([{"x0": 1, "x1": 2, "x2": 3, "cement": 4}], "unknown feature(s) 'cement'"),
         ([[1, "two", 3]], "instances[0], feature 'x1': value must be a number, got 'two'"),
-        ([[1, 2, None]], "feature 'x2': value must be a number, got None"),
+        ([[1, 2, None]], "feature 'x2': value must be a number, got null"),
+        (
+            [[1, "46.3", 3]],
+            "feature 'x1': value must be a number, got '46.3' (a string); send 46.3 without quotes",
+        ),
         ([[True, 2, 3]], "feature 'x0': value must be a number, got True"),
         ([[[1], 2, 3]], "feature 'x0': value must be a number, got [1]"),
         (["1,2,3"], "instances[0] must be a list of 3 numbers or an object"),
