@@ -224,6 +224,14 @@ class Settings(BaseSettings):
         description="Seconds a model version may take to verify, load and warm up; a slower "
         "one is reported failed and the reload goes on without it.",
     )
+    watch_s: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds between looks at the models folder: new, changed and removed "
+        "bundle versions are reloaded as /admin/reload does (verified, loaded beside, swapped "
+        "in; a failing one reported while the serving version keeps serving) once the folder "
+        "has held still for one look. Each server process watches for itself. 0: no watching.",
+    )
 
     @field_validator("admin_token", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,7 @@ from service.dataplane import DataPlane, EngineFactory, ModelRegistry
 from service.dataplane.admin import ModelAdmin
 from service.dataplane.model_set import save_model_set, sibling_model_set
 from service.dataplane.readiness import readiness_handler
+from service.dataplane.watch import folder_signature, watch_models
 from service.observability.access import AccessMiddleware
 from service.observability.metrics import Metrics, serve_metrics
 from service.observability.process_metrics import metrics_handler
@@ -87,12 +88,22 @@ def create_app(
             registry.on_change = partial(save_model_set, peers)
             metrics.process_restarts.set(peers.restarts)
         pinned = None if peers is None else sibling_model_set(peers)
+        # Seen before the first load reads the folder, so a version added meanwhile is caught.
+        seen = await asyncio.to_thread(folder_signature, settings.models_dir)
         loading = asyncio.create_task(asyncio.to_thread(registry.load_all, pinned))
-        loading.add_done_callback(_log_task_failure)
+        loading.add_done_callback(partial(_log_task_failure, "model loading"))
+        watching = None
+        if settings.watch_s:
+            watching = asyncio.create_task(watch_models(registry, settings.watch_s, seen))
+            watching.add_done_callback(partial(_log_task_failure, "watching the models folder"))
         hangup = _install_sighup_reload(registry)
         try:
             yield
         finally:
+            if watching is not None:
+                watching.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watching
             await exporter.aclose()
             if hangup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -145,7 +156,7 @@ def _install_sighup_reload(registry: ModelRegistry) -> bool:
     def reload() -> None:
         logger.info("SIGHUP: reloading models")
         task = loop.create_task(asyncio.to_thread(registry.reload))
-        task.add_done_callback(_log_task_failure)
+        task.add_done_callback(partial(_log_task_failure, "reloading on SIGHUP"))
 
     try:
         loop.add_signal_handler(signal.SIGHUP, reload)
@@ -154,6 +165,6 @@ def _install_sighup_reload(registry: ModelRegistry) -> bool:
     return True
 
 
-def _log_task_failure(task: asyncio.Task[Any]) -> None:
+def _log_task_failure(what: str, task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("model loading failed", exc_info=task.exception())
+        logger.error("%s failed", what, exc_info=task.exception())

@@ -16,13 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import DataError
-from service.training.data import read_number
+from service.training.data import other_delimiter, read_number
 
 __all__ = ["Chunk", "RowReader"]
-
-# Delimiters that a spreadsheet writes when told "CSV", for the hint when the header does not
-# split on the one asked for.
-_OTHER_DELIMITERS = (";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -69,14 +65,13 @@ class RowReader:
         missing = [name for name in features if name not in self.header]
         if not missing:
             return [self.header.index(name) for name in features]
-        joined = delimiter.join(self.header)
-        for other in _OTHER_DELIMITERS:
-            if other != delimiter and other in joined:
-                shown = "\\t" if other == "\t" else other
-                raise DataError(
-                    f"{where}: the header does not split on {delimiter!r} but has {other!r} in "
-                    f"it; the file seems separated by {other!r}: pass --delimiter '{shown}'"
-                )
+        other = other_delimiter(self.header, delimiter)
+        if other is not None:
+            shown = "\\t" if other == "\t" else other
+            raise DataError(
+                f"{where}: the header does not split on {delimiter!r} but has {other!r} in "
+                f"it; the file seems separated by {other!r}: pass --delimiter '{shown}'"
+            )
         raise DataError(
             f"{where}: no column named {missing[0]!r}, a feature the model needs; the model "
             f"reads {', '.join(features)} and the header has {', '.join(self.header)}"

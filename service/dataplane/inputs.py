@@ -9,6 +9,7 @@ per-value Python checks.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
@@ -26,12 +27,30 @@ Rows: TypeAlias = Sequence[Any] | npt.NDArray[Any]
 _PREVIEW = 12
 # A JSON integer past the largest float (about 1.8e308) cannot become a feature value.
 _FLOAT_MAX = sys.float_info.max
+# A number as JSON writes it; float() also takes "1_000", "nan" and "inf", which JSON does not.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def _feature_list(features: Sequence[str]) -> str:
     shown = ", ".join(features[:_PREVIEW])
     more = len(features) - _PREVIEW
     return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
+def _shown(value: Any) -> str:
+    """A refused value as the client wrote it: JSON's null, a string with a hint when it holds
+    a number (a CSV or form value sent as text is the usual cause)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if isinstance(value, str):
+        text = value.strip()
+        if _JSON_NUMBER.fullmatch(text) and math.isfinite(float(text)):
+            return f"{shown} (a string); send {text} without quotes"
+        return f"{shown} (a string)"
+    return shown
 
 
 def _bad_value(row: int, feature: str, value: Any) -> InvalidInputError:
@@ -44,9 +63,8 @@ def _bad_value(row: int, feature: str, value: Any) -> InvalidInputError:
             f"instances[{row}], feature '{feature}': value must be a finite number, got an "
             "integer too large for a 64-bit float"
         )
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     return InvalidInputError(
-        f"instances[{row}], feature '{feature}': value must be a number, got {shown}"
+        f"instances[{row}], feature '{feature}': value must be a number, got {_shown(value)}"
     )
 
 
@@ -114,7 +132,11 @@ def _encode_number_lists(
 
 
 def encode_instances(
-    instances: Rows, features: Sequence[str], *, max_rows: int | None = None
+    instances: Rows,
+    features: Sequence[str],
+    *,
+    max_rows: int | None = None,
+    targets: Sequence[str] = (),
 ) -> npt.NDArray[np.float64]:
     """Validate rows against a model's features and return them as a (rows, features) matrix.
 
@@ -123,6 +145,8 @@ def encode_instances(
             or a 2-D numeric array in feature order.
         features: the model's feature names, in order.
         max_rows: refuse more rows than this.
+        targets: the model's target names, so that a row that sends one (a row copied from the
+            training data) is told so rather than that the name is unknown.
 
     Raises:
         InvalidInputError: empty input, too many rows, a row of the wrong length, unknown or
@@ -143,6 +167,14 @@ def encode_instances(
         if isinstance(row, Mapping):
             missing = [name for name in features if name not in row]
             unknown = [str(key) for key in row if key not in index]
+            sent_targets = [name for name in unknown if name in targets]
+            if sent_targets:
+                which = "targets" if len(sent_targets) > 1 else "target"
+                raise InvalidInputError(
+                    f"instances[{r}] has {', '.join(map(repr, sent_targets))}, the model's "
+                    f"{which} (what it predicts), not a feature; leave it out and send: "
+                    f"{_feature_list(features)}"
+                )
             if unknown:
                 raise InvalidInputError(
                     f"instances[{r}] has unknown feature(s) {', '.join(map(repr, unknown))}; "

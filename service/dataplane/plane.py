@@ -156,7 +156,10 @@ class DataPlane:
                 self.observer.on_batch(first.model, first.version, first.mode, rows)
 
     def _rows(self, model: LoadedModel, instances: Rows) -> npt.NDArray[np.float64]:
-        return encode_instances(instances, model.manifest.features, max_rows=self.settings.max_rows)
+        manifest = model.manifest
+        return encode_instances(
+            instances, manifest.features, max_rows=self.settings.max_rows, targets=manifest.targets
+        )
 
     async def predict(self, name: str, version: int | None, instances: Rows) -> Prediction:
         """Deterministic prediction through ONNX Runtime."""

@@ -20,10 +20,18 @@ import numpy.typing as npt
 from service.errors import DataError
 from service.model import Task
 
-__all__ = ["MISSING_MARKERS", "TrainingData", "load_csv", "read_number"]
+__all__ = ["MISSING_MARKERS", "TrainingData", "load_csv", "other_delimiter", "read_number"]
 
 # Spellings of "no value" that pandas, R and spreadsheets write; compared case-insensitively.
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+# Delimiters that a spreadsheet writes when told "CSV" (";" where the decimal mark is a comma).
+_OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def other_delimiter(header: Sequence[str], delimiter: str = ",") -> str | None:
+    """The delimiter a header that lacks an expected column seems to be separated by, if any."""
+    joined = delimiter.join(header)
+    return next((d for d in _OTHER_DELIMITERS if d != delimiter and d in joined), None)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,13 @@ def _select_columns(
         raise DataError(f"{where}: the header names column {twice!r} twice")
     for name in (*targets, *(features or ())):
         if name not in index:
+            other = other_delimiter(header)
+            if other is not None:
+                raise DataError(
+                    f"{where}: no column named {name!r}; the header does not split on ',' but "
+                    f"has {other!r} in it, so the file seems separated by {other!r}: save it "
+                    "as comma-separated CSV (a spreadsheet's 'CSV (comma delimited)')"
+                )
             raise DataError(
                 f"{where}: no column named {name!r}; the header has {', '.join(header)}"
             )

@@ -62,9 +62,9 @@ def models_copy(tmp_path: Path) -> Path:
 
 
 def test_sighup_reloads_the_models_folder(tmp_path: Path, models_copy: Path) -> None:
-    server = start_server(
-        tmp_path / "server.log", {"DROPSERVE_DEVICE": "cpu"}, models_dir=models_copy
-    )
+    # No watching, so the new version can only come from the signal.
+    env = {"DROPSERVE_DEVICE": "cpu", "DROPSERVE_WATCH_S": "0"}
+    server = start_server(tmp_path / "server.log", env, models_dir=models_copy)
     try:
         poll_until_ready(server)
         # A new version: the same files under version 2, the manifest's version changed to match.

@@ -90,6 +90,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         "DROPSERVE_ADMIN_TOKEN": TOKEN,
         "DROPSERVE_DEVICE": "cpu",
         "DROPSERVE_WARMUP_ROUNDS": "1",
+        # No watching: the admin action and SIGHUP must be what reaches every process, and a
+        # version added without a reload must stay unserved.
+        "DROPSERVE_WATCH_S": "0",
     }
     log = tmp_path_factory.mktemp("processes") / "dropserve.log"
     server = start_server(log, env, models_dir=models)

@@ -3,7 +3,7 @@ in PyTorch, import, serve, and curl both endpoints.
 
 It is one shell session (a server started in the background), so the harvest of
 `tests/e2e/test_readme.py` cannot run it; this test runs the block itself, with this
-interpreter's bin folder for `.venv/bin/` and a free port for 8000.
+interpreter's bin folder for `.venv/bin/` and a free port for 8001.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def test_readme_import_session_runs_as_written(tmp_path: Path) -> None:
     require_program("curl")
     port = free_port()
     script = session().replace(".venv/bin/", f"{Path(sys.executable).parent}/")
-    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-    script = script.replace("--port 8000", f"--port {port}")
+    script = script.replace("127.0.0.1:8001", f"127.0.0.1:{port}")
+    script = script.replace("--port 8001", f"--port {port}")
     # The server runs in the background: end it (by its job's PID) whatever happens.
     wrapped = f"set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}"
     result = subprocess.run(

@@ -38,7 +38,8 @@ def models_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def admin(models_dir: Path) -> Iterator[TestClient]:
-    yield from make_client(models_dir, admin_token=TOKEN)
+    # No watching: each test changes the folder and checks what its own reload reports.
+    yield from make_client(models_dir, admin_token=TOKEN, watch_s=0)
 
 
 def test_admin_is_disabled_without_a_token(models_dir: Path) -> None:
@@ -217,7 +218,11 @@ class GatedEngines:
 def test_a_load_that_never_ends_times_out_and_frees_the_registry(models_dir: Path) -> None:
     engines = GatedEngines(blocked="gamma")
     settings = Settings(
-        models_dir=models_dir, warmup_rounds=1, admin_token=TOKEN, bundle_load_timeout_s=1.0
+        models_dir=models_dir,
+        warmup_rounds=1,
+        admin_token=TOKEN,
+        bundle_load_timeout_s=1.0,
+        watch_s=0,  # the reloads this test asks for are the only ones
     )
     gamma = make_bundle(models_dir, name="gamma", seed=5)
     try:

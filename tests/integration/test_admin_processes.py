@@ -25,7 +25,8 @@ ROW = {"instances": [[1.0, 2.0, 3.0]]}
 def _workers(
     models_dir: Path, sockets: Path, count: int, running: int
 ) -> Iterator[list[TestClient]]:
-    settings = Settings(models_dir=models_dir, warmup_rounds=1, admin_token=TOKEN)  # type: ignore[arg-type]
+    # No watching: the processes must load new versions because the admin reload reached them.
+    settings = Settings(models_dir=models_dir, warmup_rounds=1, admin_token=TOKEN, watch_s=0)  # type: ignore[arg-type]
     with ExitStack() as stack:
         clients = []
         for index in range(running):

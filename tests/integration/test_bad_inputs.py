@@ -116,11 +116,11 @@ CASES = [
         id="types-value-string",
     ),
     pytest.param(
-        Bad(PREDICT, rows("[[true, 2, 3]]"), 422, "feature 'x0': value must be a number, got True"),
+        Bad(PREDICT, rows("[[true, 2, 3]]"), 422, "feature 'x0': value must be a number, got true"),
         id="types-value-bool",
     ),
     pytest.param(
-        Bad(PREDICT, rows("[[1, 2, null]]"), 422, "feature 'x2': value must be a number, got None"),
+        Bad(PREDICT, rows("[[1, 2, null]]"), 422, "feature 'x2': value must be a number, got null"),
         id="types-value-null",
     ),
     pytest.param(

@@ -106,6 +106,19 @@ def test_validation_rows_of_another_file_are_refused(
     assert "is not the file model 'reg' was trained on" in capsys.readouterr().err
 
 
+def test_a_semicolon_separated_file_gets_a_delimiter_hint(
+    toy_models: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, reg, _ = toy_models
+    rows = [[0.1, 0.2, 0.3, 1.0], [0.4, 0.5, 0.6, 2.0]]
+    csv = tmp_path / "semi.csv"
+    csv.write_text("a;b;c;y\n" + "".join(";".join(map(str, row)) + "\n" for row in rows))
+    assert main(["evaluate", "--bundle", str(reg), "--data", str(csv), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "semi.csv line 1: no column named 'y'; the header does not split on ','" in err
+    assert "the file seems separated by ';': save it as comma-separated CSV" in err
+
+
 def test_unknown_class_label_is_named(
     toy_models: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -115,6 +115,7 @@ def client(tmp_path: Path, gate: Gate) -> Iterator[TestClient]:
         admin_token=TOKEN,
         inline_max_macs=0,  # a held request must wait on a worker, not on the event loop
         inference_threads=4,
+        watch_s=0,  # each swap happens when the test reloads, not when the folder changes
     )
     try:
         with TestClient(create_app(settings, engines=engines)) as test_client:

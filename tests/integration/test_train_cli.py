@@ -71,6 +71,25 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
     raise AssertionError("training started although the data are bad")
 
 
+def test_a_semicolon_separated_file_gets_a_delimiter_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [[0.1 * i, 1.0, 2.0, 3.0] for i in range(20)]
+    csv = tmp_path / "semi.csv"
+    csv.write_text("a;b;c;y\n" + "".join(";".join(map(str, row)) + "\n" for row in rows))
+    monkeypatch.setattr("service.training.pipeline.fit", _must_not_train)
+    assert train_cli(csv, tmp_path / "models") == 1
+    err = capsys.readouterr().err
+    assert "semi.csv line 1: no column named 'y'; the header does not split on ','" in err
+    assert "seems separated by ';': save it as comma-separated CSV" in err
+
+
+def test_a_comma_file_without_the_column_lists_the_header(tmp_path: Path) -> None:
+    csv = regression_csv(tmp_path / "d.csv", rows=20)
+    with pytest.raises(DataError, match=r"no column named 'price'; the header has a, b, c, y$"):
+        train_bundle(options(csv, tmp_path / "models", targets=("price",)))
+
+
 def test_unknown_target_fails_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,8 +83,8 @@ def test_malformed_bodies(client: TestClient, body: bytes, needle: str) -> None:
             {"inputs": [features(data=[1, "two", 3])]},
             "instances[0], feature 'x1': value must be a number, got 'two'",
         ),
-        ({"inputs": [features(data=[True, 2, 3])]}, "'x0': value must be a number, got True"),
-        ({"inputs": [features(data=[1, 2, None])]}, "'x2': value must be a number, got None"),
+        ({"inputs": [features(data=[True, 2, 3])]}, "'x0': value must be a number, got true"),
+        ({"inputs": [features(data=[1, 2, None])]}, "'x2': value must be a number, got null"),
         (
             {"inputs": [features(data=[1, 2, 3] * 51, shape=[51, 3])]},
             "instances has 51 rows; the limit is 50 per request",

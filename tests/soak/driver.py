@@ -170,6 +170,8 @@ def start_server(
         "DROPSERVE_DEVICE": os.environ.get("DROPSERVE_DEVICE", "cpu"),
         # Access lines at info for every request would cost the server more than the soak.
         "DROPSERVE_LOG_LEVEL": os.environ.get("DROPSERVE_LOG_LEVEL", "warning"),
+        # The soak counts what its own reloads swap in; a watcher would get there first.
+        "DROPSERVE_WATCH_S": "0",
     }
     command = [*dropserve_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--models-dir", str(models_dir)]
