@@ -76,10 +76,14 @@ def create_app(
         exporter = AsyncExitStack()
         if settings.metrics_port:
             exporter.enter_context(serve_metrics(metrics, settings.host, settings.metrics_port))
+        # Of several processes on one port only the first takes connections while it loads (so
+        # that liveness answers at once); the others take none before their models are loaded,
+        # so that no request meets one still loading once readiness said 200.
+        accepting = peers is None or peers.index == 0
         if peers is not None:  # siblings ask this process for its metrics and admin actions
             handlers = {
                 "metrics": metrics_handler(metrics.registry),
-                "ready": readiness_handler(app.state.dataplane),
+                "ready": readiness_handler(app.state.dataplane, lambda: accepting),
                 **admin.handlers(),
             }
             await exporter.enter_async_context(answer_peers(peers, handlers))
@@ -97,6 +101,9 @@ def create_app(
             watching = asyncio.create_task(watch_models(registry, settings.watch_s, seen))
             watching.add_done_callback(partial(_log_task_failure, "watching the models folder"))
         hangup = _install_sighup_reload(registry)
+        if not accepting:
+            await asyncio.wait({loading})  # uvicorn takes connections once this returns
+            accepting = True
         try:
             yield
         finally:

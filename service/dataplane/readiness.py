@@ -4,22 +4,24 @@ A process is ready once its models are loaded and warmed, and while it is not dr
 several processes on one port, a load balancer's probe reaches one of them, but every process
 takes connections as soon as it runs: so a process answers ready only when every sibling that
 answers is ready too, and one still loading makes the probe wait. A sibling that is not running
-(it died and is backing off before a restart) accepts no connections either: it is named in the
-answer but does not hold the others back; one that is running but does not answer in time is
-counted as busy, and does.
+(it died and is backing off before a restart), or that is starting and takes no connections
+until its models are loaded, is named in the answer but does not hold the others back; one
+that is running but does not answer in time is counted as busy, and does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.dataplane.plane import DataPlane
 from service.peers import Handler, ProcessPeers, ask_siblings
 
-__all__ = ["DOWN", "READY", "Readiness", "readiness", "readiness_handler"]
+__all__ = ["DOWN", "READY", "STARTING", "Readiness", "readiness", "readiness_handler"]
 
 READY = "ready"
 DOWN = "down"
+STARTING = "starting"  # running, loading, and taking no connections until it is ready
 _TIMEOUT_S = 1.0
 _OWN_STATUSES = ("draining", "loading", "not_ready")
 
@@ -60,7 +62,7 @@ async def readiness(dataplane: DataPlane, peers: ProcessPeers | None) -> Readine
         statuses[index] = answer.decode(errors="replace") if answer else DOWN
     if all(status == READY for status in statuses.values()):
         return Readiness(READY)
-    waiting = [status for status in statuses.values() if status not in (READY, DOWN)]
+    waiting = [status for status in statuses.values() if status not in (READY, DOWN, STARTING)]
     if not waiting:
         return Readiness(READY, dict(sorted(statuses.items())))
     # A sibling busy (or answering something unknown) is reported as loading: it is not ready.
@@ -68,10 +70,11 @@ async def readiness(dataplane: DataPlane, peers: ProcessPeers | None) -> Readine
     return Readiness(overall, dict(sorted(statuses.items())))
 
 
-def readiness_handler(dataplane: DataPlane) -> Handler:
-    """What this process answers a sibling's `ready`: its own status."""
+def readiness_handler(dataplane: DataPlane, accepting: Callable[[], bool]) -> Handler:
+    """What this process answers a sibling's `ready`: its own status, or `starting` while it
+    takes no connections yet (then its status keeps no request waiting)."""
 
     async def answer(_: str) -> bytes:
-        return own_status(dataplane).encode()
+        return (own_status(dataplane) if accepting() else STARTING).encode()
 
     return answer

@@ -74,5 +74,13 @@ def test_a_sibling_that_does_not_answer_in_time_counts_as_busy(
     assert processes == {0: "ready", 1: "busy"}
 
 
+def test_a_sibling_starting_takes_no_connections_and_does_not_hold_back(
+    dataplane: DataPlane, tmp_path: Path
+) -> None:
+    status, processes = _probe(dataplane, tmp_path, 2, {1: "starting"})
+    assert status == "ready"
+    assert processes == {0: "ready", 1: "starting"}
+
+
 def test_a_single_process_asks_nobody(dataplane: DataPlane) -> None:
     assert asyncio.run(readiness(dataplane, None)).status == "ready"
