@@ -17,6 +17,7 @@ from service import __version__
 from service.api import v1, v2
 from service.api.errors import install_error_handlers
 from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from service.api.openapi import LiveExamplesApp
 from service.api.routes import admin, docs, health, ui
 from service.api.routes import metrics as metrics_route
 from service.config import Settings
@@ -117,7 +118,8 @@ def create_app(
             if not loading.done():
                 loading.cancel()
 
-    app = FastAPI(
+    # Its OpenAPI document shows examples for the models loaded now, not those at startup.
+    app = LiveExamplesApp(
         title="dropserve",
         version=__version__,
         description=DESCRIPTION,

@@ -1,8 +1,9 @@
-"""Every example in /docs works: each request example answers 200 on the default models, and each
-response example has the shape of the real answer."""
+"""Every example in /docs works: each request example answers 200 on the default models and on a
+freshly built one, and each response example has the shape of the real answer."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,22 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.factories import make_bundle
 from tests.integration.conftest import make_client
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+# A model nobody wrote examples for: its examples come from its manifest alone.
+FRESH = "houses"
+LOADED = {"concrete", "digits", FRESH}
 
 
 @pytest.fixture(scope="module")
-def defaults() -> Iterator[TestClient]:
-    yield from make_client(MODELS)
+def defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    models = tmp_path_factory.mktemp("models")
+    for name in ("concrete", "digits"):
+        shutil.copytree(MODELS / name, models / name)
+    make_bundle(models, FRESH, n_features=4)
+    yield from make_client(models)
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +59,16 @@ def inference_operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]
     ]
 
 
-def test_every_default_model_has_examples(spec: dict[str, Any]) -> None:
+def test_every_loaded_model_has_examples(spec: dict[str, Any]) -> None:
     operations = inference_operations(spec)
     assert len(operations) == 4
     for path, operation in operations:
         examples = operation["requestBody"]["content"]["application/json"]["examples"]
-        assert {key.split("-")[0] for key in examples} == {"concrete", "digits"}, path
+        assert {key.split("-")[0] for key in examples} == LOADED, path
         names = next(p for p in operation["parameters"] if p["name"] == "name")
-        assert {e["value"] for e in names["examples"].values()} == {"concrete", "digits"}
+        assert {e["value"] for e in names["examples"].values()} == LOADED
         answers = operation["responses"]["200"]["content"]["application/json"]["examples"]
-        assert set(answers) == {"concrete", "digits"}, path
+        assert set(answers) == LOADED, path
         for status in ("404", "422"):
             error = operation["responses"][status]["content"]["application/json"]["example"]
             assert set(error) == {"error", "request_id"}
@@ -78,3 +87,22 @@ def test_request_examples_answer_200_as_documented(
             assert answer.status_code == 200, (url, key, answer.text)
             if key == model:  # the response example shows this request's answer
                 same_shape(answers[model]["value"], answer.json(), f"{url} {key}")
+
+
+def test_the_document_follows_a_reload(tmp_path: Path) -> None:
+    make_bundle(tmp_path, "toy")
+    for client in make_client(tmp_path):
+        before = client.get("/openapi.json").json()
+        assert client.get("/openapi.json").json() == before  # kept while the models stay
+        make_bundle(tmp_path, "irises", task="classification")
+        client.app.state.dataplane.registry.reload()  # as /admin/reload or SIGHUP would
+        after = client.get("/openapi.json").json()
+        for path, operation in inference_operations(after):
+            names = next(p for p in operation["parameters"] if p["name"] == "name")
+            assert set(names["examples"]) == {"toy", "irises"}, path
+            example = operation["requestBody"]["content"]["application/json"]["examples"]["irises"]
+            url = path.replace("{name}", "irises").replace("{version}", "1")
+            answer = client.post(url, json=example["value"])
+            assert answer.status_code == 200, (url, answer.text)
+            documented = operation["responses"]["200"]["content"]["application/json"]["examples"]
+            same_shape(documented["irises"]["value"], answer.json(), url)

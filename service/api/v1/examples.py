@@ -1,9 +1,10 @@
-"""OpenAPI examples for the inference routes: a request for each default model, so that "Try it
-out" in /docs answers 200 whichever is chosen, and the answers those requests get.
+"""Fixed OpenAPI examples: rows for the request schemas, the real answers of the shipped models,
+and the error shape of each status.
 
-Each example's key starts with the model it is for; choose the same model as `name`. A test
-posts every request example to the default models and compares every response example's shape
-with the real answer, so they cannot drift from the API.
+The per-model request examples are generated from the loaded models' manifests
+(service.api.v1.model_examples); the answers below replace the generated, illustrative ones for
+the shipped models, so /docs shows what they really answer. A test compares every response
+example's shape with the real answer, so they cannot drift from the API.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from fastapi.openapi.models import Example
 from pydantic import JsonValue
 
 __all__ = [
-    "MODEL_NAMES",
-    "PREDICT_EXAMPLES",
-    "PREDICT_RESPONSES",
-    "UNCERTAINTY_EXAMPLES",
-    "UNCERTAINTY_RESPONSES",
+    "CONCRETE_OBJECT",
+    "CONCRETE_ROW",
+    "SHIPPED_PREDICT_ANSWERS",
+    "SHIPPED_UNCERTAINTY_ANSWERS",
     "VERSIONS",
     "error_responses",
 ]
@@ -35,139 +35,87 @@ CONCRETE_OBJECT: dict[str, JsonValue] = {
     "fine_aggregate": 594.0,
     "age": 270.0,
 }
-# An 8x8 image of a "1", row by row, counts 0-16.
-DIGITS_ROW = [0, 0, 0, 12, 13, 5, 0, 0, 0, 0, 0, 11, 16, 9, 0, 0, 0, 0, 3, 15, 16, 6, 0, 0]
-DIGITS_ROW += [0, 7, 15, 16, 16, 2, 0, 0, 0, 0, 1, 16, 16, 3, 0, 0, 0, 0, 1, 16, 16, 6, 0, 0]
-DIGITS_ROW += [0, 0, 1, 16, 16, 6, 0, 0, 0, 0, 0, 11, 16, 10, 0, 0]
 DIGIT_LABELS = [str(digit) for digit in range(10)]
-
-MODEL_NAMES: dict[str, Example] = {
-    "concrete": Example(summary="concrete (regression)", value="concrete"),
-    "digits": Example(summary="digits (classification)", value="digits"),
-}
 
 VERSIONS: dict[str, Example] = {"1": Example(summary="version 1", value=1)}
 
-PREDICT_EXAMPLES: dict[str, Example] = {
+# Answers of the shipped models, rounded: the numbers show the shape, not the last digits.
+SHIPPED_PREDICT_ANSWERS: dict[str, Example] = {
     "concrete": Example(
-        summary="concrete: a row in feature order", value={"instances": [CONCRETE_ROW]}
-    ),
-    "concrete-by-name": Example(
-        summary="concrete: a row keyed by feature name", value={"instances": [CONCRETE_OBJECT]}
-    ),
-    "digits": Example(
-        summary="digits: the 64 pixels of an 8x8 image, row by row",
-        value={"instances": [DIGITS_ROW]},
-    ),
-}
-
-UNCERTAINTY_EXAMPLES: dict[str, Example] = {
-    "concrete": Example(
-        summary="concrete: 1000 passes, seeded",
-        value={"instances": [CONCRETE_ROW], "samples": 1000, "seed": 7},
-    ),
-    "concrete-interval": Example(
-        summary="concrete: a 90 % interval and the passes themselves",
+        summary="concrete",
         value={
-            "instances": [CONCRETE_OBJECT],
-            "samples": 3,
-            "seed": 7,
-            "interval": 0.9,
-            "return_samples": True,
+            "model": "concrete",
+            "version": 1,
+            "task": "regression",
+            "outputs": ["strength"],
+            "predictions": [[64.68]],
         },
     ),
     "digits": Example(
-        summary="digits: 100 passes, seeded",
-        value={"instances": [DIGITS_ROW], "samples": 100, "seed": 7},
+        summary="digits",
+        value={
+            "model": "digits",
+            "version": 1,
+            "task": "classification",
+            "outputs": DIGIT_LABELS,
+            "predictions": [
+                {"label": "1", "probabilities": [0.0, 1.0, *[0.0] * 8]},
+            ],
+        },
     ),
 }
 
-
-def _answers(examples: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"content": {"application/json": {"examples": examples}}}}
-
-
-# Answers of the shipped models, rounded: the numbers show the shape, not the last digits.
-PREDICT_RESPONSES = _answers(
-    {
-        "concrete": Example(
-            summary="concrete",
-            value={
-                "model": "concrete",
-                "version": 1,
-                "task": "regression",
-                "outputs": ["strength"],
-                "predictions": [[64.68]],
-            },
-        ),
-        "digits": Example(
-            summary="digits",
-            value={
-                "model": "digits",
-                "version": 1,
-                "task": "classification",
-                "outputs": DIGIT_LABELS,
-                "predictions": [
-                    {"label": "1", "probabilities": [0.0, 1.0, *[0.0] * 8]},
-                ],
-            },
-        ),
-    }
-)
-
-UNCERTAINTY_RESPONSES = _answers(
-    {
-        "concrete": Example(
-            summary="concrete",
-            value={
-                "model": "concrete",
-                "version": 1,
-                "task": "regression",
-                "outputs": ["strength"],
-                "samples": 1000,
-                "seed": 7,
-                "interval": 0.95,
-                "device": "cpu",
-                "precision": "fp32",
-                "predictions": [
-                    {
-                        "mean": [64.53],
-                        "variance": [47.28],
-                        "std": [6.88],
-                        "epistemic_variance": [29.91],
-                        "aleatoric_variance": [17.37],
-                        "lower": [46.61],
-                        "upper": [75.92],
-                    }
-                ],
-            },
-        ),
-        "digits": Example(
-            summary="digits",
-            value={
-                "model": "digits",
-                "version": 1,
-                "task": "classification",
-                "outputs": DIGIT_LABELS,
-                "samples": 100,
-                "seed": 7,
-                "device": "cpu",
-                "precision": "fp32",
-                "predictions": [
-                    {
-                        "label": "1",
-                        "probabilities": [0.0, 1.0, *[0.0] * 8],
-                        "variance": [0.0] * 10,
-                        "std": [0.0] * 10,
-                        "predictive_entropy": 0.0000183,
-                        "expected_entropy": 0.0000149,
-                        "mutual_information": 0.0000034,
-                    }
-                ],
-            },
-        ),
-    }
-)
+SHIPPED_UNCERTAINTY_ANSWERS: dict[str, Example] = {
+    "concrete": Example(
+        summary="concrete",
+        value={
+            "model": "concrete",
+            "version": 1,
+            "task": "regression",
+            "outputs": ["strength"],
+            "samples": 1000,
+            "seed": 7,
+            "interval": 0.95,
+            "device": "cpu",
+            "precision": "fp32",
+            "predictions": [
+                {
+                    "mean": [64.53],
+                    "variance": [47.28],
+                    "std": [6.88],
+                    "epistemic_variance": [29.91],
+                    "aleatoric_variance": [17.37],
+                    "lower": [46.61],
+                    "upper": [75.92],
+                }
+            ],
+        },
+    ),
+    "digits": Example(
+        summary="digits",
+        value={
+            "model": "digits",
+            "version": 1,
+            "task": "classification",
+            "outputs": DIGIT_LABELS,
+            "samples": 100,
+            "seed": 7,
+            "device": "cpu",
+            "precision": "fp32",
+            "predictions": [
+                {
+                    "label": "1",
+                    "probabilities": [0.0, 1.0, *[0.0] * 8],
+                    "variance": [0.0] * 10,
+                    "std": [0.0] * 10,
+                    "predictive_entropy": 0.0000183,
+                    "expected_entropy": 0.0000149,
+                    "mutual_information": 0.0000034,
+                }
+            ],
+        },
+    ),
+}
 
 _ERROR_EXAMPLES = {
     400: "request body is not valid JSON (Expecting value); send a JSON object",

@@ -7,20 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Path
 
 from service.api.deps import DataPlaneDep
 from service.api.fast_json import JSONRoute
 from service.api.schemas import ErrorResponse
-from service.api.v1.examples import (
-    MODEL_NAMES,
-    PREDICT_EXAMPLES,
-    PREDICT_RESPONSES,
-    UNCERTAINTY_EXAMPLES,
-    UNCERTAINTY_RESPONSES,
-    VERSIONS,
-    error_responses,
-)
+from service.api.v1.examples import VERSIONS, error_responses
 from service.api.v1.responses import predict_response, uncertainty_response
 from service.api.v1.schemas import (
     PredictRequest,
@@ -31,17 +23,13 @@ from service.api.v1.schemas import (
 
 router = APIRouter(prefix="/v1/models", tags=["inference"], route_class=JSONRoute)
 _ERRORS = error_responses(ErrorResponse, (400, 401, 404, 413, 415, 422, 503, 504))
-# Examples in /docs: a request for each default model, and the answers it gets.
-Name = Annotated[str, Path(openapi_examples=MODEL_NAMES)]
+# The examples of each loaded model's name, requests and answers are added to the document
+# when it is served (service.api.openapi): the models are not known when these routes are made.
 Version = Annotated[int, Path(openapi_examples=VERSIONS)]
-Predict = Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)]
-Uncertain = Annotated[UncertaintyRequest, Body(openapi_examples=UNCERTAINTY_EXAMPLES)]
-_PREDICT_RESPONSES = {**PREDICT_RESPONSES, **_ERRORS}
-_UNCERTAINTY_RESPONSES = {**UNCERTAINTY_RESPONSES, **_ERRORS}
 
 
-@router.post("/{name}/predict", response_model=PredictResponse, responses=_PREDICT_RESPONSES)
-async def predict(name: Name, body: Predict, dataplane: DataPlaneDep) -> PredictResponse:
+@router.post("/{name}/predict", response_model=PredictResponse, responses=_ERRORS)
+async def predict(name: str, body: PredictRequest, dataplane: DataPlaneDep) -> PredictResponse:
     """Deterministic prediction: every unit kept, test-time scaling folded into the ONNX graph."""
     return predict_response(await dataplane.predict(name, None, body.instances))
 
@@ -49,10 +37,10 @@ async def predict(name: Name, body: Predict, dataplane: DataPlaneDep) -> Predict
 @router.post(
     "/{name}/versions/{version}/predict",
     response_model=PredictResponse,
-    responses=_PREDICT_RESPONSES,
+    responses=_ERRORS,
 )
 async def predict_version(
-    name: Name, version: Version, body: Predict, dataplane: DataPlaneDep
+    name: str, version: Version, body: PredictRequest, dataplane: DataPlaneDep
 ) -> PredictResponse:
     """Deterministic prediction with a pinned model version."""
     return predict_response(await dataplane.predict(name, version, body.instances))
@@ -62,9 +50,11 @@ async def predict_version(
     "/{name}/uncertainty",
     response_model=UncertaintyResponse,
     response_model_exclude_none=True,
-    responses=_UNCERTAINTY_RESPONSES,
+    responses=_ERRORS,
 )
-async def uncertainty(name: Name, body: Uncertain, dataplane: DataPlaneDep) -> UncertaintyResponse:
+async def uncertainty(
+    name: str, body: UncertaintyRequest, dataplane: DataPlaneDep
+) -> UncertaintyResponse:
     """Monte-Carlo dropout: T stochastic passes, summarised per row and output."""
     return await _uncertainty(name, None, body, dataplane)
 
@@ -73,10 +63,10 @@ async def uncertainty(name: Name, body: Uncertain, dataplane: DataPlaneDep) -> U
     "/{name}/versions/{version}/uncertainty",
     response_model=UncertaintyResponse,
     response_model_exclude_none=True,
-    responses=_UNCERTAINTY_RESPONSES,
+    responses=_ERRORS,
 )
 async def uncertainty_version(
-    name: Name, version: Version, body: Uncertain, dataplane: DataPlaneDep
+    name: str, version: Version, body: UncertaintyRequest, dataplane: DataPlaneDep
 ) -> UncertaintyResponse:
     """Monte-Carlo dropout with a pinned model version."""
     return await _uncertainty(name, version, body, dataplane)
