@@ -13,6 +13,7 @@ markers, never joined, since a line between far-apart bins suggests values nobod
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from service.evaluation.run import EvaluationReport
 from service.scoring import central_coverage, expected_calibration_error, reliability
 
 __all__ = [
+    "CAPTIONS",
     "MIN_BIN_ROWS",
     "coverage_figure",
     "error_vs_entropy_figure",
@@ -43,11 +45,34 @@ MIN_BIN_ROWS = 5
 _ROWS_PER_MEAN = 20
 _SPARSE = {"alpha": 0.15, "hatch": "//"}
 
+# How to read each plot, printed under it: a PNG travels without the docs that explain it.
+CAPTIONS = {
+    "coverage": "A curve on the diagonal is calibrated: a p % interval holds p % of the targets. "
+    "Below it the intervals are too narrow (over-confident); above it, too wide.",
+    "error_vs_std": "Points should rise to the right: a larger predicted std should mean a larger "
+    "error. Red markers on the dashed line are calibrated; above it, the std is too small.",
+    "reliability": "Bars on the diagonal are calibrated; below it, over-confident; above it, "
+    f"under-confident. Faint hatched bins hold under {MIN_BIN_ROWS} rows.",
+    "error_vs_entropy": "Points should rise to the right: rows of higher entropy (less sure) "
+    "should be wrong more often. A flat row of points means the entropy does not flag errors.",
+}
+# Characters per inch of figure width at the caption's font size, to wrap it before drawing.
+_CAPTION_CHARS_PER_INCH = 15
+
 
 def _figure(columns: int = 1) -> tuple[Figure, list[Axes]]:
     figure = Figure(figsize=(5.0 * columns, 4.2), layout="constrained")
     FigureCanvasAgg(figure)
     return figure, [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
+
+
+def _caption(figure: Figure, plot: str) -> None:
+    """The plot's caption under the axes, small and wrapped; as the figure's x label, the
+    constrained layout makes room for it, so it never overlaps the axes."""
+    width = int(figure.get_figwidth() * _CAPTION_CHARS_PER_INCH)
+    figure.supxlabel(
+        textwrap.fill(CAPTIONS[plot], width), fontsize="small", color="dimgrey", gid="caption"
+    )
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -74,6 +99,7 @@ def coverage_figure(scored: RegressionRows, title: str) -> Figure:
         ylim=(0, 1),
     )
     axes.legend(loc="upper left")
+    _caption(figure, "coverage")
     return figure
 
 
@@ -128,6 +154,7 @@ def error_vs_std_figure(scored: RegressionRows, title: str) -> Figure:
     axes.set(xlabel="predicted std (MC mixture)", ylabel="|target - MC mean|", title=title)
     axes.set_ylim(bottom=0.0)
     axes.legend(loc="upper left")
+    _caption(figure, "error_vs_std")
     return figure
 
 
@@ -185,6 +212,7 @@ def reliability_figure(scored: ClassificationRows, title: str) -> Figure:
             ylim=(0, 1.08),
         )
         axes.legend(loc="upper left", fontsize="small")  # low confidences are mostly empty
+    _caption(figure, "reliability")
     return figure
 
 
@@ -212,6 +240,7 @@ def error_vs_entropy_figure(scored: ClassificationRows, title: str) -> Figure:
     )
     axes.set_ylim(bottom=0.0, top=max(1.05 * max(rates), 0.05))
     axes.legend(loc="upper left", fontsize="small")
+    _caption(figure, "error_vs_entropy")
     return figure
 
 

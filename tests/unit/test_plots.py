@@ -1,7 +1,9 @@
-"""The evaluation plots fit their axes to the data, count the rows of every bin, and never join
-binned means with lines."""
+"""The evaluation plots fit their axes to the data, count the rows of every bin, never join
+binned means with lines, and say under the axes how to read them."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,7 +14,9 @@ from matplotlib.figure import Figure
 
 from service.evaluation.classification import ClassificationRows
 from service.evaluation.plots import (
+    CAPTIONS,
     MIN_BIN_ROWS,
+    coverage_figure,
     error_vs_entropy_figure,
     error_vs_std_figure,
     reliability_figure,
@@ -88,3 +92,28 @@ def test_error_vs_entropy_draws_markers_with_their_rows(rows: int) -> None:
     low, high = axes.get_xlim()
     assert 0.0 <= low <= float(scored.predictive_entropy.min())
     assert high >= float(scored.predictive_entropy.max())
+
+
+@pytest.mark.parametrize(
+    ("plot", "draw"),
+    [
+        ("coverage", lambda: coverage_figure(regression_rows(), "t")),
+        ("error_vs_std", lambda: error_vs_std_figure(regression_rows(), "t")),
+        ("reliability", lambda: reliability_figure(classification_rows(), "t")),
+        ("error_vs_entropy", lambda: error_vs_entropy_figure(classification_rows(), "t")),
+    ],
+)
+def test_every_plot_says_how_to_read_it_below_its_axes(
+    plot: str, draw: Callable[[], Figure]
+) -> None:
+    figure = draw()
+    captions = [text for text in figure.texts if text.get_gid() == "caption"]
+    assert len(captions) == 1
+    caption = captions[0]
+    assert " ".join(caption.get_text().split()) == CAPTIONS[plot]  # wrapped, not changed
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    figure.draw(renderer)  # the constrained layout places the caption and the axes
+    box = caption.get_window_extent(renderer)
+    assert box.width <= figure.bbox.width  # wrapped to fit the figure
+    for axes in figure.axes:
+        assert box.y1 <= axes.get_tightbbox(renderer).y0, "the caption overlaps the axes"
