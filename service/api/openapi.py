@@ -12,7 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api.v1.examples import SHIPPED_PREDICT_ANSWERS, SHIPPED_UNCERTAINTY_ANSWERS
+from service.api.v1.examples import (
+    SHIPPED_DIGESTS,
+    SHIPPED_PREDICT_ANSWERS,
+    SHIPPED_UNCERTAINTY_ANSWERS,
+)
 from service.api.v1.model_examples import ModelExamples, model_examples
 from service.bundle.manifest import Manifest
 from service.dataplane.registry import Table
@@ -69,8 +73,8 @@ def with_model_examples(static: dict[str, Any], table: Table, max_samples: int) 
 def _examples(manifest: Manifest, max_samples: int) -> ModelExamples:
     generated = model_examples(manifest, max_samples)
     name = manifest.name
-    # The shipped models' real answers, but only for the version they were recorded from.
-    if manifest.version == 1 and name in SHIPPED_PREDICT_ANSWERS:
+    # The shipped models' real answers, but only for the very bundle they were recorded from.
+    if manifest.digest is not None and manifest.digest == SHIPPED_DIGESTS.get(name):
         return ModelExamples(
             generated.predict,
             generated.uncertainty,

@@ -17,6 +17,7 @@ from pydantic import JsonValue
 __all__ = [
     "CONCRETE_OBJECT",
     "CONCRETE_ROW",
+    "SHIPPED_DIGESTS",
     "SHIPPED_PREDICT_ANSWERS",
     "SHIPPED_UNCERTAINTY_ANSWERS",
     "VERSIONS",
@@ -38,6 +39,13 @@ CONCRETE_OBJECT: dict[str, JsonValue] = {
 DIGIT_LABELS = [str(digit) for digit in range(10)]
 
 VERSIONS: dict[str, Example] = {"1": Example(summary="version 1", value=1)}
+
+# The shipped bundles the answers below were recorded from, by their manifest digests: a model
+# of the same name trained anew gets generated examples, not these answers.
+SHIPPED_DIGESTS = {
+    "concrete": "sha256:02e0e2a2f9b028addb8ef4fa2671c451d356f3a62621d611011d058b82521fba",
+    "digits": "sha256:98b3a882d43a4520fba5771814c35a1841161ee7d660dc8697948d7147a99ecb",
+}
 
 # Answers of the shipped models, rounded: the numbers show the shape, not the last digits.
 SHIPPED_PREDICT_ANSWERS: dict[str, Example] = {
