@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -9,31 +13,49 @@ import torch
 from service.bundle import Manifest
 from service.engines.stats import summarise_classification, summarise_regression
 
-__all__ = ["column_names", "scored_columns"]
+__all__ = ["ModelShape", "column_names", "scored_columns", "text_cells"]
 
 Float64 = npt.NDArray[np.float64]
 REGRESSION_STATS = ("mean", "std", "lower", "upper", "epistemic_variance", "aleatoric_variance")
 CLASSIFICATION_STATS = ("mc_label", "predictive_entropy", "expected_entropy", "mutual_information")
 
 
-def column_names(manifest: Manifest, uncertainty: bool) -> list[str]:
+@dataclass(frozen=True)
+class ModelShape:
+    """What scoring needs to know of a model, from its manifest (in process) or from the
+    server's description of it (`--url`), so that both modes write the same columns."""
+
+    task: Literal["regression", "classification"]
+    features: Sequence[str]
+    outputs: Sequence[str]
+    classes: Sequence[str] | None
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ModelShape:
+        return cls(manifest.task, manifest.features, manifest.output_names, manifest.classes)
+
+
+def column_names(shape: ModelShape, uncertainty: bool) -> list[str]:
     """Regression: `<output>_prediction`, then with uncertainty `<output>_<stat>` per output.
     Classification: `label` and `probability_<class>`, then with uncertainty the MC label,
     the entropies and the mutual information (nats)."""
-    if manifest.task == "classification":
-        names = ["label", *(f"probability_{label}" for label in manifest.classes or [])]
+    if shape.task == "classification":
+        names = ["label", *(f"probability_{label}" for label in shape.classes or [])]
         return names + list(CLASSIFICATION_STATS) if uncertainty else names
-    names = [f"{output}_prediction" for output in manifest.output_names]
+    names = [f"{output}_prediction" for output in shape.outputs]
     if uncertainty:
-        names += [
-            f"{output}_{stat}" for output in manifest.output_names for stat in REGRESSION_STATS
-        ]
+        names += [f"{output}_{stat}" for output in shape.outputs for stat in REGRESSION_STATS]
     return names
 
 
+def text_cells(values: Sequence[Sequence[float]]) -> list[list[str]]:
+    """Rows of numbers as CSV cells: repr of a Python float is the shortest text that reads
+    back as the same number, so a value written here and one from the server's JSON agree."""
+    return [[repr(float(value)) for value in row] for row in values]
+
+
 def _text(values: Float64) -> list[list[str]]:
-    # repr of a Python float: the shortest text that reads back as the same number.
-    return [[repr(value) for value in row] for row in values.tolist()]
+    return text_cells(values.tolist())
 
 
 def scored_columns(

@@ -1,7 +1,8 @@
-"""Score a CSV of new rows with a bundle, in process: `dropserve predict`.
+"""Score a CSV of new rows: `dropserve predict`, in process or against a running server.
 
-The rows stream through in chunks (see `reader`), each chunk through the ONNX engine and, with
-uncertainty, the MC engine, so memory is bounded by the chunk whatever the file's length. The
+The rows stream through in chunks (see `reader`), each chunk through a `Scorer`: the bundle's
+ONNX engine and, with uncertainty, its MC engine (`LocalScorer`), or the same two calls to a
+server (`service.batch.remote`), so memory is bounded by the chunk whatever the file's length. The
 output is written beside its final name and renamed when complete, so a run that stops at a bad
 cell leaves no half-scored file behind.
 """
@@ -14,16 +15,19 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
-from service.batch.columns import column_names, scored_columns
+from service.batch.columns import ModelShape, column_names, scored_columns
 from service.batch.reader import RowReader
 from service.dataplane import LoadedModel
 from service.dataplane.rules import DEFAULT_INTERVAL
 from service.errors import DataError
 
-__all__ = ["ScoreOptions", "ScoreReport", "score_csv"]
+__all__ = ["LocalScorer", "ScoreOptions", "ScoreReport", "Scorer", "score_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,34 @@ class ScoreOptions:
             raise ValueError(f"the delimiter must be one character, got {self.delimiter!r}")
 
 
+class Scorer(Protocol):
+    """Scores chunks of rows for one model: its appended cells, in `column_names` order."""
+
+    @property
+    def shape(self) -> ModelShape: ...
+
+    def score(
+        self, features: npt.NDArray[np.float64], options: ScoreOptions, seed: int
+    ) -> list[list[str]]: ...
+
+
+class LocalScorer:
+    """A loaded bundle's engines, run in this process."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.shape = ModelShape.of(model.manifest)
+
+    def score(
+        self, features: npt.NDArray[np.float64], options: ScoreOptions, seed: int
+    ) -> list[list[str]]:
+        deterministic = self.model.deterministic.predict(features)
+        draws = (
+            self.model.mc.sample(features, options.samples, seed) if options.uncertainty else None
+        )
+        return scored_columns(self.model.manifest, deterministic, draws, options.interval)
+
+
 @dataclass(frozen=True)
 class ScoreReport:
     rows: int
@@ -62,15 +94,15 @@ class ScoreReport:
     out: Path
 
 
-def score_csv(options: ScoreOptions, model: LoadedModel) -> ScoreReport:
+def score_csv(options: ScoreOptions, model: LoadedModel | Scorer) -> ScoreReport:
     """Append prediction columns to every row of `options.data`, written to `options.out`.
 
-    Chunk i draws its MC passes with seed + i, so a run replays exactly with the same seed and
-    chunk size.
+    Chunk i draws its MC passes with seed + i, in process and on a server alike, so a run
+    replays exactly with the same seed and chunk size, whichever way it is scored.
 
     Args:
         options: the files and the MC options.
-        model: the loaded bundle (see `service.evaluation.run.load_model`).
+        model: the loaded bundle (see `service.evaluation.run.load_model`), or a `Scorer`.
 
     Returns:
         The number of rows scored, the appended column names and the output path.
@@ -80,11 +112,12 @@ def score_csv(options: ScoreOptions, model: LoadedModel) -> ScoreReport:
             column), a row is ragged, an appended column's name is taken, or the output cannot
             be written.
     """
-    manifest = model.manifest
+    scorer = LocalScorer(model) if isinstance(model, LoadedModel) else model
+    shape = scorer.shape
     if options.out.resolve() == options.data.resolve():
         raise DataError(f"--out {options.out} is the input file; write the scores elsewhere")
-    reader = RowReader(options.data, manifest.features, options.delimiter)
-    added = column_names(manifest, options.uncertainty)
+    reader = RowReader(options.data, shape.features, options.delimiter)
+    added = column_names(shape, options.uncertainty)
     taken = sorted(set(added) & set(reader.header))
     if taken:
         reader.close()
@@ -102,13 +135,7 @@ def score_csv(options: ScoreOptions, model: LoadedModel) -> ScoreReport:
                 desc="predict", unit="row", file=sys.stderr, disable=not options.progress
             ) as bar:
                 for index, chunk in enumerate(reader.chunks(options.batch_rows)):
-                    deterministic = model.deterministic.predict(chunk.features)
-                    draws = None
-                    if options.uncertainty:
-                        draws = model.mc.sample(
-                            chunk.features, options.samples, options.seed + index
-                        )
-                    scored = scored_columns(manifest, deterministic, draws, options.interval)
+                    scored = scorer.score(chunk.features, options, options.seed + index)
                     writer.writerows(
                         cells + extra for cells, extra in zip(chunk.cells, scored, strict=True)
                     )

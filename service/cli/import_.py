@@ -18,6 +18,8 @@ from service.cli.common import (
     list_of,
     names,
 )
+from service.cli.serving import served_at
+from service.config import get_settings
 from service.errors import DataError, ModelImportError
 
 __all__ = ["add_import"]
@@ -145,6 +147,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"dropserve import {args.format}: error: {message}", file=sys.stderr)
         return 2
     print(options.models_dir / manifest.name / str(manifest.version))
+    print(served_at(get_settings(), options.models_dir, manifest.name, manifest.version))
     if manifest.imported is not None:
         print(f"  parity error: {manifest.imported.parity_max_error:.3g}")
     for key, value in manifest.metrics.items():

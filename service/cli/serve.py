@@ -112,6 +112,15 @@ def _serve(args: argparse.Namespace) -> int:
             f"dropserve serve: error: {', '.join(misplaced)} only work with --ray", file=sys.stderr
         )
         return 2
+    from service.cli.port_check import busy_port_message, port_in_use
+
+    # Checked before logging, models and processes start, so the refusal is the only output.
+    if port_in_use(settings.host, settings.port):
+        print(
+            f"dropserve serve: error: {busy_port_message(settings.host, settings.port)}",
+            file=sys.stderr,
+        )
+        return 2
     from service.hosting.sizing import plan_processes
     from service.observability import configure_logging
 

@@ -15,6 +15,8 @@ from service.cli.common import (
     list_of,
     names,
 )
+from service.cli.serving import served_at
+from service.config import get_settings
 from service.training.options import TrainOptions
 from service.training.pipeline import train_bundle
 from service.training.reexport import reexport_bundle
@@ -189,6 +191,7 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     manifest = train_bundle(options)
     print(options.models_dir / manifest.name / str(manifest.version))
+    print(served_at(get_settings(), options.models_dir, manifest.name, manifest.version))
     for key, value in manifest.metrics.items():
         print(f"  {key}: {value:.6g}")
     if manifest.tau is not None:

@@ -278,3 +278,21 @@ def test_classic_style_onnx_reference_scales_the_original_too(tmp_path: Path) ->
     hidden = np.maximum((0.8 * x) @ w["dense_0/kernel"] + w["dense_0/bias"], 0.0)
     expected = (0.5 * hidden) @ w["dense_1/kernel"] + w["dense_1/bias"]
     np.testing.assert_allclose(onnx_output(bundle.onnx_bytes, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_prints_where_the_version_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host and port are the server's settings, so the URL is right for this configuration.
+    monkeypatch.setenv("DROPSERVE_HOST", "0.0.0.0")
+    monkeypatch.setenv("DROPSERVE_PORT", "8123")
+    monkeypatch.setenv("DROPSERVE_WATCH_S", "0")
+    models = tmp_path / "models"
+    flags = [*FEATURES, "--dropout", "0.1,0.1", "--tau", "1"]
+    assert run("onnx", _eval_graph(tmp_path), models, *flags) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(models / "net" / "1")
+    assert lines[1] == (
+        f"  serving at http://127.0.0.1:8123/v1/models/net/versions/1 by a server on {models}; "
+        "watching is off (DROPSERVE_WATCH_S=0): POST /admin/reload on a running server"
+    )

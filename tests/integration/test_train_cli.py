@@ -108,6 +108,11 @@ def test_cli_trains_version_1_then_2_and_the_bundle_loads(
     assert train_cli(csv, models, "--description", "toy regression") == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == str(models / "toy" / "1")
+    # Where it answers, under the default host, port and watching interval.
+    assert out.splitlines()[1] == (
+        f"  serving at http://127.0.0.1:8000/v1/models/toy/versions/1 by a server on {models}; "
+        "a running server picks it up within 2 s (DROPSERVE_WATCH_S)"
+    )
     assert "validation_rmse" in out
     assert train_cli(csv, models) == 0
     assert sorted(p.name for p in (models / "toy").iterdir()) == ["1", "2"]
