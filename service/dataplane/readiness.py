@@ -60,7 +60,8 @@ async def readiness(dataplane: DataPlane, peers: ProcessPeers | None) -> Readine
     statuses = {peers.index: own}
     for index, answer in answers.items():
         statuses[index] = answer.decode(errors="replace") if answer else DOWN
-    if all(status == READY for status in statuses.values()):
+    # A sibling starting is the normal course of a start or restart: nothing to report.
+    if all(status in (READY, STARTING) for status in statuses.values()):
         return Readiness(READY)
     waiting = [status for status in statuses.values() if status not in (READY, DOWN, STARTING)]
     if not waiting:

@@ -77,9 +77,11 @@ def test_a_sibling_that_does_not_answer_in_time_counts_as_busy(
 def test_a_sibling_starting_takes_no_connections_and_does_not_hold_back(
     dataplane: DataPlane, tmp_path: Path
 ) -> None:
-    status, processes = _probe(dataplane, tmp_path, 2, {1: "starting"})
+    assert _probe(dataplane, tmp_path, 2, {1: "starting"}) == ("ready", {})
+    # Named beside a process that is down, which is worth reporting.
+    status, processes = _probe(dataplane, tmp_path, 3, {1: "starting"})
     assert status == "ready"
-    assert processes == {0: "ready", 1: "starting"}
+    assert processes == {0: "ready", 1: "starting", 2: "down"}
 
 
 def test_a_single_process_asks_nobody(dataplane: DataPlane) -> None:
