@@ -31,7 +31,6 @@ class ProcessOutcome:
     index: int
     report: ReloadReport | None
     error: str | None = None
-    status: int | None = None  # the HTTP status of the sibling's error, when it answered one
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class ModelAdmin:
                 try:
                     report = await act[action](argument)
                 except DropserveError as exc:
-                    return json.dumps({"error": exc.message, "status": exc.status_code}).encode()
+                    return json.dumps({"error": exc.message}).encode()
                 return json.dumps(asdict(report)).encode()
 
             return answer
@@ -133,5 +132,5 @@ def _outcome(index: int, answer: bytes | None) -> ProcessOutcome:
     except ValueError:
         return ProcessOutcome(index, None, "answered something that is not JSON")
     if "error" in body:
-        return ProcessOutcome(index, None, str(body["error"]), int(body.get("status", 500)))
+        return ProcessOutcome(index, None, str(body["error"]))
     return ProcessOutcome(index, ReloadReport(**body))
